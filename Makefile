@@ -1,0 +1,44 @@
+# Long-Context Models, hands-on. Every target installs what it needs into .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# No GPU here -> pin the CPU build of torch through a constraints file (never in pyproject).
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+CONSTRAINTS := $(if $(HAS_GPU),,-c constraints-cpu.txt)
+
+.PHONY: help install run test test-unit test-notebooks test-browser lab student bench clean
+
+help:
+	@echo "make run      execute every notebook (full profile), regenerate figures/"
+	@echo "make test     unit tests + nbval over every notebook (reduced profile) + browser test"
+	@echo "make lab      open JupyterLab on notebooks/"
+	@echo "make student  write a student copy (no outputs, no solutions) to build/student/"
+	@echo "make bench    run the benchmarks (print measured ratios)"
+
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) tools/run_notebooks.py $(or $(NB),notebooks)
+
+test: install
+	CI=$${CI:-1} $(PY) -m pytest -q -p no:cacheprovider tests notebooks \
+	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval.cfg
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+student: install
+	$(PY) tools/student_copy.py notebooks build/student
+
+bench: install
+	$(PY) benchmarks/rope.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,110 @@
+"""One plot style for the collection, one figure saver, and small plot helpers.
+
+Helpers take data and an optional ``ax``, return the axes, and never call ``plt.show()``.
+This module knows nothing of models or notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import profile
+
+
+def set_style() -> None:
+    """seaborn whitegrid with the colorblind palette; SVG ids salted so saved files are reproducible."""
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+    mpl.rcParams.update({"figure.dpi": 90, "savefig.dpi": 120, "svg.hashsalt": "lclib", "figure.autolayout": False})
+
+
+def figures_root() -> Path:
+    """Where figures go: $LCLIB_FIGURES, else figures/ at the repository root."""
+    override = os.environ.get("LCLIB_FIGURES")
+    return Path(override) if override else Path(__file__).resolve().parents[1] / "figures"
+
+
+def save_fig(fig: mpl.figure.Figure, name: str) -> list[Path]:
+    """Save fig as figures/<name>.png and .svg (name like "01_rope/wavelengths"); nothing in FAST.
+
+    Metadata that changes between runs (dates, software version) is left out, so a rerun that
+    computes the same numbers writes the same files. Returns the paths written.
+    """
+    if not isinstance(name, str) or not name or name.startswith("/") or ".." in name:
+        raise ValueError(f"name must be a relative figure name like '01_rope/wavelengths', got {name!r}")
+    if profile.FAST:
+        return []
+    stem = figures_root() / name
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    return [png, svg]
+
+
+def heatmap(
+    data: np.ndarray,
+    ax: plt.Axes | None = None,
+    *,
+    x: Sequence | None = None,
+    y: Sequence | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    colorbar_label: str = "",
+) -> plt.Axes:
+    """A matrix as an image with optional tick values; data shape (len(y), len(x))."""
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"data must be 2-D, got shape {data.shape}")
+    ax = ax if ax is not None else plt.subplots(figsize=(5, 4))[1]
+    image = ax.imshow(data, aspect="auto", origin="upper", vmin=vmin, vmax=vmax, cmap=cmap,
+                      interpolation="nearest")
+    for values, set_ticks, set_labels, size in (
+        (x, ax.set_xticks, ax.set_xticklabels, data.shape[1]),
+        (y, ax.set_yticks, ax.set_yticklabels, data.shape[0]),
+    ):
+        if values is not None:
+            idx = np.unique(np.linspace(0, size - 1, min(size, 8)).round().astype(int))
+            set_ticks(idx)
+            set_labels([str(values[i]) for i in idx])
+    ax.grid(False)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.figure.colorbar(image, ax=ax, label=colorbar_label)
+    return ax
+
+
+def lines(
+    x: Sequence | np.ndarray,
+    ys: Mapping[str, Sequence | np.ndarray],
+    ax: plt.Axes | None = None,
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    logx: bool | int = False,
+    logy: bool = False,
+    **kwargs,
+) -> plt.Axes:
+    """One line per entry of ys against the shared x; logx=2 gives a log2 axis (context lengths)."""
+    ax = ax if ax is not None else plt.subplots(figsize=(6, 3.5))[1]
+    for label, y in ys.items():
+        ax.plot(x, np.asarray(y), label=label, **kwargs)
+    if logx:
+        ax.set_xscale("log", base=2 if logx == 2 else 10)
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if len(ys) > 1:
+        ax.legend(fontsize="small")
+    return ax

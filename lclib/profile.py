@@ -1,0 +1,33 @@
+"""The one switch between the full profile and the reduced (FAST) one.
+
+``LCLIB_FAST=1`` (or any ``CI`` variable, as CI sets) selects the reduced profile: smaller sizes
+and fewer iterations, never a different method. Read once, at import.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def _read_flag() -> bool:
+    value = os.environ.get("LCLIB_FAST")
+    if value is not None:
+        return value.strip().lower() not in ("", "0", "false", "no")
+    return bool(os.environ.get("CI"))
+
+
+FAST: bool = _read_flag()
+NAME: str = "reduced (FAST)" if FAST else "full"
+
+
+def pick(full: T, fast: T) -> T:
+    """The full-profile value, or the reduced one when FAST is on: ``steps = profile.pick(3000, 200)``."""
+    return fast if FAST else full
+
+
+def tag(title: str) -> str:
+    """A plot title, marked "(FAST)" in the reduced profile so that no one mistakes it for the real figure."""
+    return f"{title} (FAST)" if FAST else title

@@ -1,0 +1,50 @@
+"""Reproducibility: seeding, device choice, and the banner every notebook prints first."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+from . import profile
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a torch.Generator seeded the same way."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def device() -> torch.device:
+    """CUDA when present, else CPU (MPS is skipped: some ops we use are not reliable there yet)."""
+    forced = os.environ.get("LCLIB_DEVICE")
+    if forced:
+        return torch.device(forced)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def banner() -> str:
+    """One line with versions, device and profile, for the first cell's output."""
+    dev = device()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    return (
+        f"python {platform.python_version()} | torch {torch.__version__} | numpy {np.__version__} | "
+        f"device {dev.type} ({name}) | profile {profile.NAME}"
+    )
+
+
+def setup_notebook(seed: int = 0) -> torch.device:
+    """Seed everything, set the plot style, print the banner; return the device to use."""
+    from . import plotting  # plotting is a sibling, imported lazily to keep repro light
+
+    seed_everything(seed)
+    plotting.set_style()
+    print(banner())
+    return device()
