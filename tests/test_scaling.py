@@ -233,3 +233,43 @@ def test_rope_scaling_from_dict():
     assert RopeScaling.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown key"):
         RopeScaling.from_dict({"method": "linear", "scaling": 2.0})
+
+
+# --- the notebook's checkers ----------------------------------------------------------------------
+
+def yarn_untouched(head_dim, base, original_max_len, beta_fast=32.0):
+    low = math.floor(head_dim * math.log(original_max_len / (2 * math.pi * beta_fast)) / (2 * math.log(base)))
+    return min(max(low, 0) + 1, head_dim // 2)
+
+
+def dynamic_inv_freq(head_dim, base, scale, original_max_len, seq_len, shift=0):
+    alpha = scale * max(seq_len - shift, original_max_len) / original_max_len - (scale - 1)
+    return rope.inv_freq(head_dim, base * alpha ** (head_dim / (head_dim - 2)))
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+def test_scaling_checkers_pass_right_answers_and_fail_wrong_ones(capsys):
+    from lclib import checks
+
+    assert checks.check_ntk_exponent(lambda d: d / (d - 2)) is True
+    assert checks.check_yarn_untouched_pairs(yarn_untouched) is True
+    assert checks.check_dynamic_ntk(dynamic_inv_freq) is True
+    assert "Correct" in capsys.readouterr().out
+    for check in (checks.check_ntk_exponent, checks.check_yarn_untouched_pairs, checks.check_dynamic_ntk):
+        assert check(stub) is False
+    assert "Not done yet" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="exponent 1"):
+        checks.check_ntk_exponent(lambda d: 1.0)
+    with pytest.raises(checks.CheckFailed, match="paper's rule"):
+        checks.check_yarn_untouched_pairs(
+            lambda d, b, L, beta: int((rope.wavelengths(rope.inv_freq(d, b)) < L / beta).sum()))
+    with pytest.raises(checks.CheckFailed, match="off by one"):
+        checks.check_dynamic_ntk(lambda *a: dynamic_inv_freq(*a, shift=1))
+    with pytest.raises(checks.CheckFailed, match="max"):
+        checks.check_dynamic_ntk(lambda d, b, s, L, n: rope.inv_freq(d, b * (s * n / L - s + 1) ** (d / (d - 2)))
+                                 if n >= L else rope.inv_freq(d, b) * 2)
+    with pytest.raises(checks.CheckFailed, match="alpha\\^"):
+        checks.check_dynamic_ntk(lambda d, b, s, L, n: rope.inv_freq(d, b * (s * max(n, L) / L - s + 1)))
