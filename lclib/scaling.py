@@ -285,6 +285,27 @@ class RopeScaling:
             return yarn(head_dim, base, s, L, self.beta_fast, self.beta_slow, self.truncate, self.attention_factor)
         return llama3(head_dim, base, s, L, self.low_freq_factor, self.high_freq_factor)
 
+    def to_hf(self) -> dict[str, Any] | None:
+        """The ``rope_scaling`` dict a Hugging Face transformers config expects (None for plain RoPE).
+
+        transformers has no static "ntk" type, so that method raises a ValueError. For "dynamic",
+        transformers takes L from the config's ``max_position_embeddings``: set it to original_max_len.
+        """
+        if self.method == "none":
+            return None
+        if self.method == "ntk":
+            raise ValueError("method 'ntk' has no transformers rope_type; use 'dynamic_ntk' or 'yarn'")
+        out: dict[str, Any] = {"rope_type": {"dynamic_ntk": "dynamic"}.get(self.method, self.method), "factor": self.scale}
+        if self.original_max_len is not None:
+            out["original_max_position_embeddings"] = self.original_max_len
+        if self.method == "yarn":
+            out.update(beta_fast=self.beta_fast, beta_slow=self.beta_slow, truncate=self.truncate)
+            if self.attention_factor is not None:
+                out["attention_factor"] = self.attention_factor
+        if self.method == "llama3":
+            out.update(low_freq_factor=self.low_freq_factor, high_freq_factor=self.high_freq_factor)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (round-trips through :meth:`from_dict`)."""
         return dataclasses.asdict(self)

@@ -231,6 +231,14 @@ def test_rope_scaling_from_dict():
     assert RopeScaling.from_dict(None) == RopeScaling("none")
     config = RopeScaling("llama3", 8.0, 8192, high_freq_factor=4.0)
     assert RopeScaling.from_dict(config.to_dict()) == config
+    for config in (RopeScaling("linear", 2.0), RopeScaling("dynamic_ntk", 2.0, 64), RopeScaling("yarn", 4.0, 512, attention_factor=1.2),
+                   RopeScaling("llama3", 8.0, 8192)):
+        assert RopeScaling.from_dict(config.to_hf()) == config
+    assert RopeScaling("yarn", 4.0, 512).to_hf() == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512,
+                                                     "beta_fast": 32.0, "beta_slow": 1.0, "truncate": True}
+    assert RopeScaling("none").to_hf() is None
+    with pytest.raises(ValueError, match="ntk"):
+        RopeScaling("ntk", 2.0).to_hf()
     with pytest.raises(ValueError, match="unknown key"):
         RopeScaling.from_dict({"method": "linear", "scaling": 2.0})
 
