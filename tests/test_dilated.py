@@ -81,10 +81,12 @@ def test_fast_equals_reference(n, ws, rs, heads, causal):
 
 
 def test_fast_lse_chunking(monkeypatch):
-    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)  # forces row chunks inside each block
+    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)  # forces row chunks inside each block, both kernels
     q, k, v = qkv(40, 2)
     ref = dilated.dilated_attention_reference(q, k, v, (8, 40), (1, 2), causal=True)
-    torch.testing.assert_close(dilated.dilated_attention(q, k, v, (8, 40), (1, 2), causal=True), ref, atol=1e-5, rtol=1e-5)
+    for kernel in dilated.KERNELS:
+        out = dilated.dilated_attention(q, k, v, (8, 40), (1, 2), causal=True, kernel=kernel)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -154,3 +156,23 @@ def test_bad_tensors_raise():
         dilated.attention_mask(8, [4], [1], num_heads=0)
     with pytest.raises(ValueError, match="n must"):
         dilated.edge_counts(0, [4], [1])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", CONFIGS[:3])
+def test_softmax_kernel_equals_reference(n, ws, rs, heads, causal):
+    q, k, v = qkv(n, heads, seed=3)
+    ref = dilated.dilated_attention_reference(q, k, v, ws, rs, causal=causal)
+    torch.testing.assert_close(dilated.dilated_attention(q, k, v, ws, rs, causal=causal, kernel="softmax"), ref,
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="kernel"):
+        dilated.dilated_attention(q, k, v, ws, rs, kernel="flash")
+
+
+def test_large_scores_stay_exact():
+    q, k, v = qkv(24, 2, dtype=torch.float64)
+    q = q * 40  # scores in the hundreds: exp would overflow without the max shift
+    ref = dilated.dilated_attention_reference(q, k, v, (8, 24), (1, 3), causal=True)
+    out = dilated.dilated_attention(q, k, v, (8, 24), (1, 3), causal=True)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, ref)
