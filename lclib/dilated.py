@@ -126,7 +126,8 @@ def _distinct_edges(n: int, patterns: list[tuple[int, int]], residues: list[tupl
     arithmetic progression through q. The union over patterns is counted by inclusion-exclusion:
     the intersection of progressions through q is the progression of step lcm(r_i) on the
     intersected interval [a, b), which holds floor((b-1-q)/L) + floor((q-a)/L) + 1 keys. Cost: up to
-    2^P vector operations over the n queries (subsets that select no query are pruned).
+    2^P vector operations over the n queries (subsets that select no query are pruned), or P for a
+    nested family, where the sum telescopes.
     """
     q = torch.arange(n)
     starts, ends, selected = [], [], []
@@ -137,6 +138,23 @@ def _distinct_edges(n: int, patterns: list[tuple[int, int]], residues: list[tupl
         starts.append(s)
         ends.append(torch.minimum(e, q + 1) if causal else e)
         selected.append(((q - s) % r >= lo) & ((q - s) % r < hi))
+    def keys(a: Tensor, b: Tensor, step: int) -> Tensor:  # k = q (mod step) in [a, b), a <= q < b
+        return (b - 1 - q).div(step, rounding_mode="floor") + (q - a).div(step, rounding_mode="floor") + 1
+
+    order = sorted(range(len(patterns)), key=lambda i: patterns[i])
+    if all(patterns[j][0] % patterns[i][0] == 0 and patterns[j][1] % patterns[i][1] == 0
+           for i, j in zip(order, order[1:])):
+        # Nested family (w_i | w_j and r_i | r_j, as LongNet's geometric schedule): an intersection
+        # of progressions is that of its first and last pattern, and inclusion-exclusion telescopes
+        # to sum_i N_i minus the overlap of each selected pattern with the previous selected one.
+        total, has_prev = torch.zeros((), dtype=torch.long), torch.zeros(n, dtype=torch.bool)
+        a_prev, b_prev = q.clone(), q + 1
+        for j in order:
+            step, sel = patterns[j][1], selected[j]
+            total += (keys(starts[j], ends[j], step) * sel).sum() - (keys(a_prev, b_prev, step) * (sel & has_prev)).sum()
+            a_prev, b_prev = torch.where(sel, starts[j], a_prev), torch.where(sel, ends[j], b_prev)
+            has_prev |= sel
+        return int(total)
     total = 0
 
     def visit(first: int, a: Tensor, b: Tensor, step: int, sel: Tensor, sign: int) -> None:
@@ -147,8 +165,7 @@ def _distinct_edges(n: int, patterns: list[tuple[int, int]], residues: list[tupl
                 continue
             a_j, b_j = torch.maximum(a, starts[j]), torch.minimum(b, ends[j])
             step_j = math.lcm(step, patterns[j][1])
-            keys = (b_j - 1 - q).div(step_j, rounding_mode="floor") + (q - a_j).div(step_j, rounding_mode="floor") + 1
-            total += sign * int((keys * sel_j).sum())
+            total += sign * int((keys(a_j, b_j, step_j) * sel_j).sum())
             visit(j + 1, a_j, b_j, step_j, sel_j, -sign)
 
     visit(0, torch.zeros(n, dtype=torch.long), torch.full((n,), n, dtype=torch.long), 1,
@@ -174,9 +191,21 @@ def edge_counts(n: int, segment_lengths: int | Sequence[int], dilation_rates: in
         if offsets not in cache:  # heads with the same offsets have the same mask
             cache[offsets] = _distinct_edges(n, patterns, [(o, o + 1) for o in offsets], causal)
         distinct.append(cache[offsets])
-    # Over all heads, pattern i selects every query whose offset mod r_i is one of 0 .. min(r_i, H) - 1.
-    union = _distinct_edges(n, patterns, [(0, min(r, num_heads)) for _, r in patterns], causal)
+    union = distinct_edges(n, segment_lengths, dilation_rates, num_heads, causal)
     return EdgeCounts(torch.tensor(distinct, dtype=torch.long), torch.tensor(summed, dtype=torch.long), union)
+
+
+def distinct_edges(n: int, segment_lengths: int | Sequence[int], dilation_rates: int | Sequence[int],
+                   num_heads: int = 1, causal: bool = False) -> int:
+    """Pairs connected in at least one of num_heads heads (EdgeCounts.distinct_all_heads), alone.
+
+    One inclusion-exclusion pass whatever num_heads: over all heads, pattern i selects every query
+    whose offset mod r_i is one of 0 .. min(r_i, num_heads) - 1. Use it for many heads, where
+    :func:`edge_counts` would also count each head's own union.
+    """
+    patterns = _patterns(segment_lengths, dilation_rates)
+    _check_n_heads(n, num_heads)
+    return _distinct_edges(n, patterns, [(0, min(r, num_heads)) for _, r in patterns], causal)
 
 
 # --- attention ------------------------------------------------------------------------------------

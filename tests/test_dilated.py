@@ -176,3 +176,13 @@ def test_large_scores_stay_exact():
     out = dilated.dilated_attention(q, k, v, (8, 24), (1, 3), causal=True)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", [(40, (8, 16, 32), (1, 2, 4), 6), (50, (12, 12, 24), (2, 3, 6), 4)])
+def test_nested_and_general_counts_agree_with_mask(n, ws, rs, heads, causal):
+    # (8, 16, 32)/(1, 2, 4) takes the telescoping path, (12, 12, 24)/(2, 3, 6) inclusion-exclusion
+    counts = dilated.edge_counts(n, ws, rs, num_heads=heads, causal=causal)
+    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
+    assert torch.equal(counts.distinct_per_head, mask.sum(dim=(1, 2)))
+    assert counts.distinct_all_heads == int(mask.any(dim=0).sum())
