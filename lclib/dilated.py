@@ -208,6 +208,25 @@ def distinct_edges(n: int, segment_lengths: int | Sequence[int], dilation_rates:
     return _distinct_edges(n, patterns, [(0, min(r, num_heads)) for _, r in patterns], causal)
 
 
+def reach(mask: Tensor, layers: int) -> Tensor:
+    """Bool (n, n): query q is connected to key k through at most ``layers`` stacked attention layers.
+
+    mask (n, n) is one layer's graph (mask[q, k]: q attends to k; take ``.any(0)`` over heads,
+    since a layer mixes its heads). Residual connections carry each token's own state to the next
+    layer, so self-loops are added: reach = (mask | I)^layers, a breadth-first search by boolean
+    matrix products (O(layers n^3): for teaching sizes).
+    """
+    if mask.dim() != 2 or mask.shape[0] != mask.shape[1] or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a square bool matrix (n, n), got {tuple(mask.shape)} {mask.dtype}")
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise ValueError(f"layers must be an integer >= 1, got {layers!r}")
+    step = (mask | torch.eye(mask.shape[0], dtype=torch.bool, device=mask.device)).float()
+    connected = step.clone()
+    for _ in range(layers - 1):
+        connected = (step @ connected).clamp_(max=1.0)                       # (n, n) 0/1
+    return connected > 0
+
+
 # --- attention ------------------------------------------------------------------------------------
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:

@@ -186,3 +186,19 @@ def test_nested_and_general_counts_agree_with_mask(n, ws, rs, heads, causal):
     mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
     assert torch.equal(counts.distinct_per_head, mask.sum(dim=(1, 2)))
     assert counts.distinct_all_heads == int(mask.any(dim=0).sum())
+
+
+def test_reach_by_depth():
+    # a path 0 - 1 - 2 - 3: k layers connect positions at most k apart (residual self-loops)
+    path = torch.zeros(4, 4, dtype=torch.bool)
+    for i in range(3):
+        path[i, i + 1] = path[i + 1, i] = True
+    assert dilated.reach(path, 1).sum() == 10 and not dilated.reach(path, 2)[0, 3] and dilated.reach(path, 3).all()
+    # causal dilated attention never connects query w0 to key w0 - 1 (notebook 03, section 6)
+    mask = dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], num_heads=8, causal=True).any(0)
+    assert not dilated.reach(mask, 8)[8, 7]
+    assert dilated.reach(dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], num_heads=8).any(0), 3).all()
+    with pytest.raises(ValueError, match="layers"):
+        dilated.reach(path, 0)
+    with pytest.raises(ValueError, match="mask"):
+        dilated.reach(path.float(), 2)
