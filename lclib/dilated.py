@@ -19,13 +19,15 @@ not select gets output 0 and weight 0 from it (a query no pattern selects gets o
 Two implementations give one answer: :func:`dilated_attention_reference` on the explicit n x n
 mask (for teaching and tests) and :func:`dilated_attention`, which gathers each pattern's rows into
 dense blocks, calls ``scaled_dot_product_attention`` and scatters back with the lse weights, in
-time and memory O(n * sum_i w_i / r_i^2). :func:`edge_counts` counts what that saves.
+time and memory O(n * sum_i w_i / r_i^2). :func:`edge_counts` counts what that saves, :func:`reach`
+what several layers connect, and :func:`make_attention` fixes the patterns to give a model an
+attention function ``(q, k, v, causal) -> out``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -374,3 +376,21 @@ def dilated_attention(q: Tensor, k: Tensor, v: Tensor, segment_lengths: int | Se
                 out_view.copy_(o_blk.view(out_view.shape))
                 lse_view.copy_(l_blk.view(lse_view.shape))
     return out.to(v.dtype)
+
+
+def make_attention(segment_lengths: int | Sequence[int], dilation_rates: int | Sequence[int], *,
+                   kernel: str = "sdpa") -> Callable[[Tensor, Tensor, Tensor, bool], Tensor]:
+    """An attention function ``(q, k, v, causal) -> out`` with the patterns fixed, for a model to plug in.
+
+    The patterns are validated now; each call runs :func:`dilated_attention` on (batch, heads,
+    seq_len, head_dim) tensors. The effective segment length min(w, seq_len) adapts to each call.
+    """
+    _patterns(segment_lengths, dilation_rates)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+    def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
+        return dilated_attention(q, k, v, segment_lengths, dilation_rates, causal, kernel=kernel)
+
+    attention.__doc__ = f"Dilated attention with w={segment_lengths}, r={dilation_rates} (lclib.dilated)."
+    return attention

@@ -202,3 +202,12 @@ def test_reach_by_depth():
         dilated.reach(path, 0)
     with pytest.raises(ValueError, match="mask"):
         dilated.reach(path.float(), 2)
+
+
+def test_make_attention_has_model_signature():
+    attention = dilated.make_attention([8, 16], [1, 2])
+    q, k, v = qkv(24, 2)
+    for causal in (False, True):
+        torch.testing.assert_close(attention(q, k, v, causal), dilated.dilated_attention(q, k, v, [8, 16], [1, 2], causal))
+    with pytest.raises(ValueError, match="dilation_rates"):
+        dilated.make_attention([8], [16])
