@@ -7,10 +7,12 @@ configuration is LongNet's geometric schedule grown to n: w = w0 * 2^i, r = 2^i,
 Targets (issue 4): dilated time grows with log-log slope <= 1.15 from 8k to 64k, and at 32k the
 measured speed-up reaches at least half of the ideal one.
 
-Each point is timed after a warm-up call on a short input. Each (implementation, n) runs in a fresh subprocess so that peak memory is measurable on the CPU:
-peak RSS during the call minus RSS before it (on CUDA: torch.cuda.max_memory_allocated).
+Each point is timed after a warm-up call on a short input, best of a few calls (robust to a busy
+machine). Each (implementation, n) runs in a fresh subprocess so that peak memory is measurable on
+the CPU: peak RSS during the calls minus RSS before them (on CUDA: torch.cuda.max_memory_allocated).
 Usage: python benchmarks/dilated.py [--sizes 4096 8192 16384 32768 65536] [--small | --large]
-       [--heads 2] [--head-dim 64] [--w0 1024] [--causal] [--repeats 1] [--threads 1]
+       [--heads 2] [--head-dim 64] [--w0 1024] [--causal] [--repeats 3] [--budget 15]
+       [--threads 1]
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ def run_one(impl: str, n: int, args: argparse.Namespace) -> dict:
     else:
         base = _rss_bytes()
     times = []
-    for _ in range(args.repeats):
+    for _ in range(args.repeats):  # best of repeats, stopping once the point has used its budget
         start = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - start)
+        if sum(times) > args.budget:
+            break
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
     else:
@@ -88,7 +92,8 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--w0", type=int, default=1024, help="first segment length of the schedule")
     parser.add_argument("--causal", action="store_true")
-    parser.add_argument("--repeats", type=int, default=1, help="timed calls per point (best is kept)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per point (best is kept)")
+    parser.add_argument("--budget", type=float, default=15.0, help="seconds per point after which repeats stop")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: steadier on a shared machine)")
     parser.add_argument("--one", nargs=2, metavar=("IMPL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -97,9 +102,10 @@ def main() -> None:
         return
     sizes = args.sizes or SIZES["small" if args.small else "large" if args.large else "default"]
     passthrough = ["--heads", str(args.heads), "--head-dim", str(args.head_dim), "--w0", str(args.w0),
-                   "--repeats", str(args.repeats), "--threads", str(args.threads)] + (["--causal"] if args.causal else [])
+                   "--repeats", str(args.repeats), "--budget", str(args.budget), "--threads", str(args.threads)] + (["--causal"] if args.causal else [])
     print(f"batch 1, heads {args.heads}, head_dim {args.head_dim}, float32, causal {args.causal}, "
-          f"schedule w = {args.w0} * 2^i, r = 2^i up to n, best of {args.repeats}, {args.threads} threads")
+          f"schedule w = {args.w0} * 2^i, r = 2^i up to n, best of {args.repeats} (fewer past {args.budget:.0f} s), "
+          f"{args.threads} threads")
     print("dilated = lclib.dilated.dilated_attention (SDPA per block + recomputed lse); softmax = same with "
           "kernel='softmax' (one chunked pass, no SDPA); dense = SDPA on the whole sequence; MB = peak extra memory")
     header = (f"{'n':>7} {'dilated s':>10} {'softmax s':>10} {'dense s':>9} {'dil MB':>8} {'dense MB':>9} "
