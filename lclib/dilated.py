@@ -153,7 +153,8 @@ def _distinct_edges(n: int, patterns: list[tuple[int, int]], residues: list[tupl
         a_prev, b_prev = q.clone(), q + 1
         for j in order:
             step, sel = patterns[j][1], selected[j]
-            total += (keys(starts[j], ends[j], step) * sel).sum() - (keys(a_prev, b_prev, step) * (sel & has_prev)).sum()
+            total += (keys(starts[j], ends[j], step) * sel).sum()
+            total -= (keys(a_prev, b_prev, step) * (sel & has_prev)).sum()
             a_prev, b_prev = torch.where(sel, starts[j], a_prev), torch.where(sel, ends[j], b_prev)
             has_prev |= sel
         return int(total)
@@ -234,9 +235,11 @@ def reach(mask: Tensor, layers: int) -> Tensor:
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, Tensor) or x.dim() != 4:
-            raise ValueError(f"{name} must be a 4-D tensor (batch, heads, seq_len, head_dim), got {getattr(x, 'shape', type(x))}")
+            got = getattr(x, "shape", type(x))
+            raise ValueError(f"{name} must be a 4-D tensor (batch, heads, seq_len, head_dim), got {got}")
     if k.shape != q.shape:
-        raise ValueError(f"k must have the shape of q {tuple(q.shape)} (batch, heads, seq_len, head_dim), got {tuple(k.shape)}")
+        raise ValueError(f"k must have the shape of q {tuple(q.shape)} (batch, heads, seq_len, head_dim), "
+                         f"got {tuple(k.shape)}")
     if v.shape[:3] != q.shape[:3]:
         raise ValueError(f"v must match q in (batch, heads, seq_len) {tuple(q.shape[:3])}, got {tuple(v.shape[:3])}")
     if q.shape[2] < 1:
@@ -279,7 +282,8 @@ def dilated_attention_reference(q: Tensor, k: Tensor, v: Tensor, segment_lengths
     return out.to(v.dtype)
 
 
-def _block_softmax(qb: Tensor, kb: Tensor, vb: Tensor | None, scale: float, causal: bool) -> tuple[Tensor | None, Tensor]:
+def _block_softmax(qb: Tensor, kb: Tensor, vb: Tensor | None, scale: float,
+                   causal: bool) -> tuple[Tensor | None, Tensor]:
     """Softmax attention of dense blocks (G, m, D), a chunk of query rows at a time: (out, lse).
 
     lse (G, m) is log sum_k exp(scale * q . k) per query row; out (G, m, Dv) is the attention output,
