@@ -9,6 +9,7 @@ notebooks then show no error output, yet a stub never passes.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -172,3 +173,81 @@ def check_dynamic_ntk(fn: Callable[..., torch.Tensor]) -> str:
         raise CheckFailed(f"at seq_len={seq_len} expected alpha = s * seq_len / L - (s - 1) = {alpha:g} and "
                           "base' = base * alpha^(d/(d-2)).")
     return "plain RoPE up to L, then the base grows with the length: alpha = s^2 - s + 1 at s*L."
+# --- notebook 03: LongNet dilated attention -------------------------------------------------------
+
+@checker
+def check_pattern_edges(fn: Callable[[int, int, int], int]) -> str:
+    """fn(n, segment_len, dilation) must count the (query, key) pairs of one pattern, one head, when r | w | n."""
+    from . import dilated
+
+    for n, w, r in [(4096, 512, 4), (1024, 1024, 1), (2048, 256, 8), (64, 16, 2), (96, 32, 32)]:
+        want = int(dilated.edge_counts(n, w, r).pattern_sum_per_head[0])
+        got = fn(n, w, r)
+        if got == want:
+            continue
+        if got == n * w // r:
+            raise CheckFailed(f"n={n}, w={w}, r={r}: {got} counts kept positions times w; each of the n/w "
+                              "segments keeps w/r positions and every kept query sees every kept key: (w/r)^2 pairs.")
+        if got == n * w:
+            raise CheckFailed(f"n={n}, w={w}, r={r}: {got} ignores the dilation; only every r-th position of a segment is kept.")
+        if got == n // r:
+            raise CheckFailed(f"n={n}, w={w}, r={r}: {got} counts kept positions, not (query, key) pairs.")
+        raise CheckFailed(f"n={n}, w={w}, r={r}: expected {want} pairs, got {got}. Segments: n/w; kept per segment: w/r.")
+    return "one pattern has (n/w) * (w/r)^2 = n*w/r^2 pairs: linear in n for fixed (w, r)."
+
+
+def _layers_for_full_reach(n: int, segment_lengths, dilation_rates, num_heads: int, limit: int = 16) -> int | None:
+    from . import dilated
+
+    mask = dilated.attention_mask(n, segment_lengths, dilation_rates, num_heads).any(0)
+    for layers in range(1, limit + 1):
+        if bool(dilated.reach(mask, layers).all()):
+            return layers
+    return None
+
+
+@checker
+def check_layers_for_full_reach(fn: Callable[..., int | None]) -> str:
+    """fn(n, segment_lengths, dilation_rates, num_heads) -> the fewest layers that connect every pair, or None."""
+    cases = [(64, [64], [1], 1), (64, [16, 64], [1, 4], 4), (48, [8, 48], [1, 8], 1), (64, [16, 32], [1, 2], 2),
+             (64, [8, 16, 32, 64], [1, 2, 4, 8], 8), (40, [8, 40], [1, 5], 1)]
+    for n, ws, rs, heads in cases:
+        want = _layers_for_full_reach(n, ws, rs, heads)
+        got = fn(n, ws, rs, heads)
+        if got == want:
+            continue
+        if want is None:
+            raise CheckFailed(f"n={n}, w={ws}, r={rs}, heads={heads}: no depth connects every pair (the largest "
+                              f"segment {max(ws)} < n keeps the mask block diagonal), return None; got {got}.")
+        if got is None:
+            raise CheckFailed(f"n={n}, w={ws}, r={rs}, heads={heads}: every pair is connected after {want} layers, "
+                              "but you returned None: did you add the residual self-loops (mask | I)?")
+        raise CheckFailed(f"n={n}, w={ws}, r={rs}, heads={heads}: expected {want} layers, got {got}. Take the union "
+                          "over heads, add self-loops, and multiply boolean reach matrices one layer at a time.")
+    return "you found the depth at which every token can influence every other (or that none does)."
+
+
+@checker
+def check_one_pattern_attention(fn: Callable[..., torch.Tensor]) -> str:
+    """fn(q, k, v, segment_len, dilation) on (seq_len, head_dim) tensors: one pattern, offset 0, seq_len a multiple of w."""
+    from . import dilated
+
+    gen = torch.Generator().manual_seed(3)
+    for n, w, r in [(32, 8, 2), (48, 16, 4), (24, 24, 1), (36, 12, 3)]:
+        q, k, v = torch.randn(3, n, 8, generator=gen, dtype=torch.float64).unbind(0)
+        want = dilated.dilated_attention(q[None, None], k[None, None], v[None, None], [w], [r])[0, 0]
+        got = fn(q, k, v, w, r)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            raise CheckFailed(f"return a tensor shaped like v {tuple(v.shape)}, got {getattr(got, 'shape', type(got))}")
+        if _close(got, want):
+            continue
+        kept = torch.zeros(n, dtype=torch.bool)
+        kept[::r] = True
+        if (got[~kept].abs() > 1e-9).any():
+            raise CheckFailed(f"w={w}, r={r}: rows a pattern does not keep (position not 0 mod r) must be 0.")
+        unscaled = dilated.dilated_attention(q[None, None] * math.sqrt(8), k[None, None], v[None, None], [w], [r])[0, 0]
+        if _close(got, unscaled):
+            raise CheckFailed("scale the scores by 1/sqrt(head_dim) before the softmax.")
+        raise CheckFailed(f"w={w}, r={r}: kept rows differ. Gather x.view(n // w, w, d)[:, ::r], run softmax attention "
+                          "inside each segment's block, and scatter the rows back to positions s*w + j*r.")
+    return "your gather / attend / scatter matches lclib.dilated for one pattern."

@@ -1,0 +1,213 @@
+"""lclib.dilated: masks, closed-form edge counts, the reference and the fast dilated attention."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lclib import dilated
+
+CONFIGS = [  # (n, segment_lengths, dilation_rates, num_heads)
+    (32, (4, 8, 16), (1, 2, 4), 4),   # n a multiple of every w
+    (37, (4, 8, 16), (1, 2, 4), 4),   # n not a multiple: shorter last segments
+    (50, (6, 10), (3, 4), 5),         # r does not divide w; some queries selected by no pattern
+    (24, (8, 64), (1, 8), 9),         # w > n: effective segment length min(w, n); offsets wrap
+]
+
+
+def qkv(n, heads, head_dim=8, batch=2, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(3, batch, heads, n, head_dim, generator=gen, dtype=dtype).unbind(0)
+
+
+def naive_mask(n, w, r, heads, causal):
+    """Straight from the definition, with loops: segments of min(w, n), offset j mod r in each."""
+    w = min(w, n)
+    mask = torch.zeros(heads, n, n, dtype=torch.bool)
+    for j in range(heads):
+        for start in range(0, n, w):
+            kept = list(range(start + j % r, min(start + w, n), r))
+            for a in kept:
+                for b in kept:
+                    if not causal or b <= a:
+                        mask[j, a, b] = True
+    return mask
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", CONFIGS)
+def test_mask_matches_definition(n, ws, rs, heads, causal):
+    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
+    assert mask.shape == (heads, n, n) and mask.dtype == torch.bool
+    want = torch.zeros_like(mask)
+    for w, r in zip(ws, rs):
+        want |= naive_mask(n, w, r, heads, causal)
+    assert torch.equal(mask, want)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", CONFIGS + [(64, (8, 16, 32, 64), (1, 2, 4, 8), 8), (17, 5, 2, 3)])
+def test_edge_counts_equal_mask_counts(n, ws, rs, heads, causal):
+    counts = dilated.edge_counts(n, ws, rs, num_heads=heads, causal=causal)
+    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
+    mult = dilated.multiplicity(n, ws, rs, num_heads=heads, causal=causal)
+    assert counts.distinct_per_head.shape == (heads,) and counts.pattern_sum_per_head.shape == (heads,)
+    assert torch.equal(counts.distinct_per_head, mask.sum(dim=(1, 2)))
+    assert torch.equal(counts.pattern_sum_per_head, mult.sum(dim=(1, 2)))
+    assert counts.distinct_all_heads == int(mask.any(dim=0).sum())
+
+
+def test_edge_count_closed_forms():
+    # one pattern, r | w | n: n * w / r^2 per head (LongNet Sec. 2.2); causal m(m+1)/2 per segment
+    assert dilated.edge_counts(4096, 512, 4).pattern_sum_per_head.tolist() == [4096 * 512 // 16]
+    assert dilated.edge_counts(4096, 512, 4, causal=True).pattern_sum_per_head.tolist() == [8 * 128 * 129 // 2]
+    dense = dilated.edge_counts(1000, 1000, 1)
+    assert dense.distinct_all_heads == 1000**2
+    assert dilated.edge_counts(1000, 4096, 1, causal=True).distinct_all_heads == 1000 * 1001 // 2
+    # all offsets covered: r heads of one pattern reach n * w / r distinct pairs
+    assert dilated.edge_counts(256, 64, 4, num_heads=4).distinct_all_heads == 256 * 64 // 4
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", CONFIGS)
+def test_fast_equals_reference(n, ws, rs, heads, causal):
+    q, k, v = qkv(n, heads)
+    fast = dilated.dilated_attention(q, k, v, ws, rs, causal=causal)
+    ref = dilated.dilated_attention_reference(q, k, v, ws, rs, causal=causal)
+    assert fast.shape == v.shape and fast.dtype == v.dtype
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(fast).all()
+
+
+def test_fast_lse_chunking(monkeypatch):
+    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)  # forces row chunks inside each block, both kernels
+    q, k, v = qkv(40, 2)
+    ref = dilated.dilated_attention_reference(q, k, v, (8, 40), (1, 2), causal=True)
+    for kernel in dilated.KERNELS:
+        out = dilated.dilated_attention(q, k, v, (8, 40), (1, 2), causal=True, kernel=kernel)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_single_full_pattern_is_dense(causal):
+    q, k, v = qkv(33, 3, dtype=torch.float64)
+    dense = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    torch.testing.assert_close(dilated.dilated_attention(q, k, v, [33], [1], causal=causal), dense)
+    torch.testing.assert_close(dilated.dilated_attention_reference(q, k, v, [33], [1], causal=causal), dense)
+    torch.testing.assert_close(dilated.dilated_attention(q, k, v, [64], [1], causal=causal), dense)  # w > n
+
+
+def test_mixture_is_log_multiplicity_bias_not_union_softmax():
+    n, ws, rs, heads = 32, (8, 32), (1, 2), 2
+    q, k, v = qkv(n, heads, dtype=torch.float64)
+    out = dilated.dilated_attention(q, k, v, ws, rs)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    union = torch.softmax(scores.masked_fill(~dilated.attention_mask(n, ws, rs, heads), -math.inf), -1) @ v
+    biased = torch.softmax(scores + dilated.multiplicity(n, ws, rs, heads).double().log(), -1) @ v
+    torch.testing.assert_close(out, biased)
+    assert (out - union).abs().max() > 1e-2  # keys in both patterns weigh double: not the union softmax
+
+
+def test_unselected_queries_get_zero():
+    q, k, v = qkv(12, 2)
+    out = dilated.dilated_attention(q, k, v, [6], [3])  # head j keeps offsets j mod 3 only
+    kept = torch.zeros(2, 12, dtype=torch.bool)
+    kept[0, 0::3] = True
+    kept[1, 1::3] = True
+    assert (out[:, ~kept] == 0).all() and (out[:, kept] != 0).any()
+
+
+def test_heads_use_their_offsets():
+    q, k, v = qkv(16, 3)
+    out = dilated.dilated_attention(q, k, v, [16], [2])
+    for j in range(3):  # head j = one pattern on positions j % 2, j % 2 + 2, ...
+        pos = slice(j % 2, None, 2)
+        want = F.scaled_dot_product_attention(q[:, j, pos], k[:, j, pos], v[:, j, pos])
+        torch.testing.assert_close(out[:, j, pos], want)
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    (dict(segment_lengths=[4, 8], dilation_rates=[1]), "same length"),
+    (dict(segment_lengths=[4], dilation_rates=[0]), "dilation_rates"),
+    (dict(segment_lengths=[0], dilation_rates=[1]), "segment_lengths"),
+    (dict(segment_lengths=[4], dilation_rates=[8]), "dilation_rates"),
+    (dict(segment_lengths=[], dilation_rates=[]), "segment_lengths"),
+])
+def test_bad_patterns_raise(kwargs, word):
+    q, k, v = qkv(8, 2)
+    for call in (lambda: dilated.dilated_attention(q, k, v, **kwargs),
+                 lambda: dilated.dilated_attention_reference(q, k, v, **kwargs),
+                 lambda: dilated.attention_mask(8, **kwargs),
+                 lambda: dilated.edge_counts(8, **kwargs)):
+        with pytest.raises(ValueError, match=word):
+            call()
+
+
+def test_bad_tensors_raise():
+    q, k, v = qkv(8, 2)
+    with pytest.raises(ValueError, match="k must"):
+        dilated.dilated_attention(q, k[:, :1], v, [4], [1])
+    with pytest.raises(ValueError, match="v must"):
+        dilated.dilated_attention(q, k, v[:, :1], [4], [1])
+    with pytest.raises(ValueError, match="q must"):
+        dilated.dilated_attention(q[0], k, v, [4], [1])
+    with pytest.raises(ValueError, match="num_heads"):
+        dilated.attention_mask(8, [4], [1], num_heads=0)
+    with pytest.raises(ValueError, match="n must"):
+        dilated.edge_counts(0, [4], [1])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", CONFIGS[:3])
+def test_softmax_kernel_equals_reference(n, ws, rs, heads, causal):
+    q, k, v = qkv(n, heads, seed=3)
+    ref = dilated.dilated_attention_reference(q, k, v, ws, rs, causal=causal)
+    torch.testing.assert_close(dilated.dilated_attention(q, k, v, ws, rs, causal=causal, kernel="softmax"), ref,
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="kernel"):
+        dilated.dilated_attention(q, k, v, ws, rs, kernel="flash")
+
+
+def test_large_scores_stay_exact():
+    q, k, v = qkv(24, 2, dtype=torch.float64)
+    q = q * 40  # scores in the hundreds: exp would overflow without the max shift
+    ref = dilated.dilated_attention_reference(q, k, v, (8, 24), (1, 3), causal=True)
+    out = dilated.dilated_attention(q, k, v, (8, 24), (1, 3), causal=True)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", [(40, (8, 16, 32), (1, 2, 4), 6), (50, (12, 12, 24), (2, 3, 6), 4)])
+def test_nested_and_general_counts_agree_with_mask(n, ws, rs, heads, causal):
+    # (8, 16, 32)/(1, 2, 4) takes the telescoping path, (12, 12, 24)/(2, 3, 6) inclusion-exclusion
+    counts = dilated.edge_counts(n, ws, rs, num_heads=heads, causal=causal)
+    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
+    assert torch.equal(counts.distinct_per_head, mask.sum(dim=(1, 2)))
+    assert counts.distinct_all_heads == int(mask.any(dim=0).sum())
+
+
+def test_reach_by_depth():
+    # a path 0 - 1 - 2 - 3: k layers connect positions at most k apart (residual self-loops)
+    path = torch.zeros(4, 4, dtype=torch.bool)
+    for i in range(3):
+        path[i, i + 1] = path[i + 1, i] = True
+    assert dilated.reach(path, 1).sum() == 10 and not dilated.reach(path, 2)[0, 3] and dilated.reach(path, 3).all()
+    # causal dilated attention never connects query w0 to key w0 - 1 (notebook 03, section 6)
+    mask = dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], num_heads=8, causal=True).any(0)
+    assert not dilated.reach(mask, 8)[8, 7]
+    assert dilated.reach(dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], num_heads=8).any(0), 3).all()
+    with pytest.raises(ValueError, match="layers"):
+        dilated.reach(path, 0)
+    with pytest.raises(ValueError, match="mask"):
+        dilated.reach(path.float(), 2)
+
+
+def test_make_attention_has_model_signature():
+    attention = dilated.make_attention([8, 16], [1, 2])
+    q, k, v = qkv(24, 2)
+    for causal in (False, True):
+        torch.testing.assert_close(attention(q, k, v, causal), dilated.dilated_attention(q, k, v, [8, 16], [1, 2], causal))
+    with pytest.raises(ValueError, match="dilation_rates"):
+        dilated.make_attention([8], [16])
