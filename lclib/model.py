@@ -62,7 +62,7 @@ class GPTConfig:
     rope_base: float = 10000.0  # RoPE base b in theta_i = b^(-2i/d) (RoFormer, Eq. 15)
     rope_layout: str = "half"  # "half" pairs (i, i + d/2) as in Llama/HF; "interleaved" pairs (2i, 2i+1)
     rope_scaling: Any = None  # None = plain RoPE; else an object with .frequencies(head_dim, base, seq_len)
-    tie_embeddings: bool = True  # share the token embedding with the output head (as GPT-2 and nanoGPT)
+    tie_embeddings: bool = False  # share the token embedding with the output head (GPT-2); untied learnt faster here
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_layer", "n_head", "d_model", "mlp_ratio"):

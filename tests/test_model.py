@@ -30,9 +30,10 @@ def test_logits_shape_and_param_count():
     tokens = torch.randint(0, 11, (3, 5))
     assert model(tokens).shape == (3, 5, 11)  # (B, T, vocab)
     assert model.config.head_dim == 4
-    # tied head: embedding counted once
-    assert model.num_params() == sum(p.numel() for n, p in model.named_parameters())
-    assert model.head.weight is model.embed.weight
+    assert model.head.weight is not model.embed.weight
+    tied = GPT(tiny(tie_embeddings=True))
+    assert tied.head.weight is tied.embed.weight
+    assert model.num_params() - tied.num_params() == 11 * 8  # the tied embedding is counted once
 
 
 @pytest.mark.parametrize("pos", ["rope", "none"])

@@ -71,9 +71,9 @@ class HalfScaling:
         return rope.inv_freq(head_dim, base) / self.scale, 1.0
 
 
-@pytest.mark.parametrize("scaling", [None, HalfScaling(2.0)])
-def test_save_load_round_trip(tmp_path, scaling):
-    model, _ = train(tiny_config(rope_scaling=scaling), TASK, TrainConfig(steps=2, batch_size=2, warmup=1),
+@pytest.mark.parametrize("scaling, tie", [(None, False), (HalfScaling(2.0), True)])
+def test_save_load_round_trip(tmp_path, scaling, tie):
+    model, _ = train(tiny_config(rope_scaling=scaling, tie_embeddings=tie), TASK, TrainConfig(steps=2, batch_size=2, warmup=1),
                      device="cpu", progress=False)
     save(model, tmp_path / "ckpt", task=TASK.to_dict(), note="x")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
@@ -84,7 +84,7 @@ def test_save_load_round_trip(tmp_path, scaling):
     tokens = TASK.sample(2, torch.Generator().manual_seed(0))["tokens"]
     with torch.no_grad():
         torch.testing.assert_close(loaded(tokens), model(tokens))
-    assert loaded.head.weight is loaded.embed.weight
+    assert (loaded.head.weight is loaded.embed.weight) == tie
 
 
 def test_load_missing_folder(tmp_path):
