@@ -125,12 +125,12 @@ def check_bayes_curve(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> str:
         if torch.allclose(got, want, atol=1e-6):
             continue
         q = 1.0 / k
-        if torch.allclose(got, torch.full_like(want, 1.0), atol=1e-6):
-            raise CheckFailed("every position at 1.0: the queried key also sits at other positions with probability 1/K each.")
         ranks = torch.tensor([float((p > p[i]).sum()) for i in range(len(p))], dtype=torch.float64)
         if torch.allclose(got, (1 - q) ** ranks, atol=1e-6):
             raise CheckFailed("close: you ignore ties. Positions with the same demand as i split the win: "
                               "with c equal-demand matches, i wins with probability 1/(1+c).")
+        if torch.allclose(got, torch.full_like(want, 1.0), atol=1e-6):
+            raise CheckFailed("every position at 1.0: the queried key also sits at other positions with probability 1/K each.")
         raise CheckFailed(f"for p = {[round(float(x), 3) for x in p[:6]]}..., K = {k}: expected "
                           f"{[round(float(x), 3) for x in want[:6]]}..., got {[round(float(x), 3) for x in got[:6]]}...; "
                           "position i wins when no higher-demand position holds the same key: (1 - 1/K)^(number higher).")
