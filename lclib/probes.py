@@ -116,7 +116,12 @@ def u_shape(acc: Tensor, ends: int = 1) -> dict[str, float]:
 
 def sweep_to_json(result: dict) -> dict:
     """A position_sweep result with tensors as lists, rounded, for printing or saving."""
-    return {k: ([round(float(x), 5) for x in v] if isinstance(v, Tensor) else v) for k, v in result.items()}
+    def convert(v: object) -> object:
+        if not isinstance(v, Tensor):
+            return v
+        return v.tolist() if not v.is_floating_point() else [round(float(x), 5) for x in v]
+
+    return {k: convert(v) for k, v in result.items()}
 
 
 def _task_from_metadata(meta: dict, key_symbols: int | None, distinct: bool | None) -> KVTask:

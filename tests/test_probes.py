@@ -103,6 +103,7 @@ def test_cli_position_sweep_json(tmp_path):
                          capture_output=True, text=True, check=True, timeout=120)
     data = json.loads(out.stdout)
     assert data["n_pairs"] == 5 and data["samples"] == 4 and data["positions"] == [1, 2, 3, 4, 5]
+    assert all(isinstance(p, int) for p in data["positions"])
     assert len(data["exact"]) == len(data["logprob"]) == len(data["exact_lo"]) == 5
     direct = probes.position_sweep(model.eval(), KVTask(n_pairs=1, key_symbols=8), 5, samples=4, seed=1)
     assert data["logprob"] == pytest.approx(direct["logprob"].tolist(), abs=1e-4)
