@@ -126,6 +126,7 @@ def test_sdpa_matches_explicit_softmax():
     ({"pos_encoding": "alibi"}, "pos_encoding"),
     ({"rope_layout": "zigzag"}, "rope_layout"),
     ({"n_layer": 0}, "n_layer"),
+    ({"init": "xavier"}, "init"),
 ])
 def test_config_validation(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -143,3 +144,10 @@ def test_bad_tokens_and_positions_shapes():
         model(torch.zeros(5, dtype=torch.long))
     with pytest.raises(ValueError, match="positions"):
         model(torch.zeros(1, 5, dtype=torch.long), positions=torch.arange(4))
+
+
+def test_init_schemes():
+    torch.manual_seed(0)
+    gpt2, default = GPT(tiny(init="gpt2")), GPT(tiny(init="torch"))
+    assert abs(float(gpt2.embed.weight.detach().std()) - 0.02) < 0.01
+    assert abs(float(default.embed.weight.detach().std()) - 1.0) < 0.3  # nn.Embedding's N(0, 1)
