@@ -79,12 +79,12 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
         q = query[start:start + batch_size, None]  # (b, 1)
         batch = task.sample(len(q), gen, n_pairs=n_pairs, query_positions=q)
         tokens = batch["tokens"].to(dev)  # (b, T)
-        at = batch["answer_at"][:, 0].to(dev)  # (b,) index of "->"
+        at = batch["answer_at"][:, 0].to(dev)  # (b,) index of the question's key
         logp = model(tokens).float().log_softmax(-1)  # (b, T, vocab)
         rows = torch.arange(len(q), device=dev)
         ok = torch.ones(len(q), dtype=torch.bool, device=dev)
         lp = torch.zeros(len(q), dtype=torch.float64, device=dev)
-        for step in range(VALUE_LEN):  # logits at "->" (+ step) predict value token step
+        for step in range(VALUE_LEN):  # logits at the key (+ step) predict value token step
             target = tokens[rows, at + 1 + step]  # (b,)
             step_logp = logp[rows, at + step]  # (b, vocab)
             ok &= step_logp.argmax(-1) == target

@@ -1,8 +1,9 @@
 """Synthetic key-value retrieval: the lab's task for position effects (lost in the middle).
 
-A sequence is ``BOS``, then ``n`` pairs ``key v1 v2``, then questions ``Q key -> v1 v2``:
+A sequence is ``BOS``, then ``n`` pairs ``key v1 v2``, then questions ``Q key v1 v2`` (printed
+with an arrow, ``Q key -> v1 v2``, for reading; the arrow is not a token):
 
-    BOS K07 3 a  K19 f 0  K07 2 2 ... Q K19 -> f 0  Q K07 -> 2 2
+    BOS K07:3a K19:f0 K07:22 ... | Q K19 -> f0 | Q K07 -> 22
 
 Keys are one token, values two tokens of 16 symbols each (256 values, so a guess matches by
 chance with probability 1/256 = 0.4%). Which pair each question asks about is drawn from a
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
-PAD, BOS, Q, ARROW = 0, 1, 2, 3
+PAD, BOS, Q, ARROW = 0, 1, 2, 3  # ARROW is reserved; questions read "Q key v1 v2"
 N_SPECIAL = 4
 MAX_KEYS = 64  # key tokens reserved in the vocabulary (a task uses the first key_symbols of them)
 VALUE_SYMBOLS = 16  # symbols per value token, printed as hex digits
@@ -95,8 +96,8 @@ class KVTask:
         return N_SPECIAL + MAX_KEYS + VALUE_SYMBOLS
 
     def seq_len(self, n_pairs: int, questions: int | None = None) -> int:
-        """Tokens in one sequence: BOS + 3 per pair + 5 per question."""
-        return 1 + 3 * n_pairs + (3 + VALUE_LEN) * (self.questions if questions is None else questions)
+        """Tokens in one sequence: BOS + 3 per pair + 4 per question."""
+        return 1 + 3 * n_pairs + (2 + VALUE_LEN) * (self.questions if questions is None else questions)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -110,8 +111,8 @@ class KVTask:
         query_positions (batch, q) forces which pairs are asked (a probe); else they are drawn
         from the demand with replacement. Returns a dict of tensors:
         tokens (B, T) long, targets (B, T) long (IGNORE except answer tokens), keys (B, n),
-        values (B, n, 2), query (B, q) pair indices, answer_at (B, q) index of the "->" token
-        (logits there predict v1, one later v2), counted (B, q) bool (False for a repeat).
+        values (B, n, 2), query (B, q) pair indices, answer_at (B, q) index of the question's key
+        token (logits there predict v1, one later v2), counted (B, q) bool (False for a repeat).
         """
         lo, hi = self.length_range
         if n_pairs is None:
@@ -140,14 +141,18 @@ class KVTask:
         pair_tokens = torch.cat([N_SPECIAL + keys[..., None], N_SPECIAL + MAX_KEYS + values], dim=2)  # (B, n, 3)
         q_keys = keys.gather(1, query)  # (B, q)
         q_values = values.gather(1, query[..., None].expand(B, nq, VALUE_LEN))  # (B, q, 2)
+        # no separator between the key and its answer: "Q key v1 v2" is the same pattern as a pair
+        # "key v1 v2", so one induction-style match answers it. Measured (issue 5, 2 layers, d_model 64):
+        # with a "->" token the model learnt v2 from v1 but not v1 from the key in 3,000 steps; without
+        # it, answer-token accuracy on the skewed task jumped from chance near step 800
         q_tokens = torch.cat([torch.full((B, nq, 1), Q), N_SPECIAL + q_keys[..., None],
-                              torch.full((B, nq, 1), ARROW), N_SPECIAL + MAX_KEYS + q_values], dim=2)  # (B, q, 5)
-        tokens = torch.cat([torch.full((B, 1), BOS), pair_tokens.reshape(B, 3 * n), q_tokens.reshape(B, 5 * nq)], dim=1)
+                              N_SPECIAL + MAX_KEYS + q_values], dim=2)  # (B, q, 4)
+        tokens = torch.cat([torch.full((B, 1), BOS), pair_tokens.reshape(B, 3 * n), q_tokens.reshape(B, 4 * nq)], dim=1)
         T = tokens.shape[1]
-        answer_at = 1 + 3 * n + 5 * torch.arange(nq) + 2  # (q,) index of "->"
+        answer_at = 1 + 3 * n + 4 * torch.arange(nq) + 1  # (q,) index of the question's key
         answer_at = answer_at.expand(B, nq).clone()
         targets = torch.full((B, T), IGNORE, dtype=torch.long)
-        for step in range(VALUE_LEN):  # logits at "->" predict v1, at v1 predict v2
+        for step in range(VALUE_LEN):  # logits at the key predict v1, at v1 predict v2
             target_tokens = torch.where(counted, tokens.gather(1, answer_at + 1 + step), IGNORE)
             targets.scatter_(1, answer_at + step, target_tokens)
         return {"tokens": tokens, "targets": targets, "keys": keys, "values": values, "query": query,
@@ -180,10 +185,10 @@ def to_text(tokens: Tensor) -> str:
         if N_SPECIAL <= t < N_SPECIAL + MAX_KEYS and i + VALUE_LEN < len(toks):
             words.append(token_text(t) + ":" + "".join(token_text(v) for v in toks[i + 1:i + 1 + VALUE_LEN]))
             i += 1 + VALUE_LEN
-        elif t == Q and i + 2 + VALUE_LEN < len(toks):
-            answer = "".join(token_text(v) for v in toks[i + 3:i + 3 + VALUE_LEN])
+        elif t == Q and i + 1 + VALUE_LEN < len(toks):
+            answer = "".join(token_text(v) for v in toks[i + 2:i + 2 + VALUE_LEN])
             words.append(f"| Q {token_text(toks[i + 1])} -> {answer}")
-            i += 3 + VALUE_LEN
+            i += 2 + VALUE_LEN
         else:
             words.append(token_text(t))
             i += 1

@@ -28,10 +28,10 @@ class Oracle(torch.nn.Module):
         logits = torch.zeros(B, T, self.task.vocab_size)
         nxt = torch.roll(tokens, -1, dims=1)  # the token that follows each position
         logits.scatter_(2, nxt[..., None], 10.0)
-        n = (T - 1 - 5) // 3
+        n = (T - 1 - 4) // 3
         # questions about pairs >= wrong_from are answered with another value token
         key_pos = 1 + 3 * torch.arange(n)
-        asked = (tokens[:, -4:-3] == tokens[:, key_pos]).float().argmax(1)  # (B,) first pair with that key
+        asked = (tokens[:, -3:-2] == tokens[:, key_pos]).float().argmax(1)  # (B,) first pair with that key
         bad = asked >= self.wrong_from
         logits[bad, -3] = 0.0
         logits[bad, -3, (nxt[bad, -3] + 1 - 68) % 16 + 68] = 10.0

@@ -12,7 +12,7 @@ from lclib.tasks import ARROW, BOS, IGNORE, Q, KVTask, bayes_accuracy, demand
 def test_layout_targets_and_answers():
     task = KVTask(n_pairs=5, key_symbols=8, questions=3)
     b = task.sample(4, torch.Generator().manual_seed(0))
-    assert b["tokens"].shape == (4, task.seq_len(5)) == (4, 1 + 15 + 15)
+    assert b["tokens"].shape == (4, task.seq_len(5)) == (4, 1 + 15 + 12)
     assert b["keys"].shape == (4, 5) and b["values"].shape == (4, 5, 2) and b["query"].shape == (4, 3)
     tok = b["tokens"]
     assert (tok[:, 0] == BOS).all()
@@ -20,8 +20,8 @@ def test_layout_targets_and_answers():
         for j in range(3):
             at = int(b["answer_at"][r, j])
             i = int(b["query"][r, j])
-            assert tok[r, at] == ARROW and tok[r, at - 2] == Q
-            assert tok[r, at - 1] == tok[r, 1 + 3 * i]  # the question repeats the key of pair i
+            assert tok[r, at - 1] == Q and ARROW not in tok[r].tolist()
+            assert tok[r, at] == tok[r, 1 + 3 * i]  # the question repeats the key of pair i
             torch.testing.assert_close(tok[r, at + 1:at + 3], tok[r, 2 + 3 * i:4 + 3 * i])  # answer = its value
             expected = tok[r, at + 1:at + 3] if b["counted"][r, j] else torch.full((2,), IGNORE)
             torch.testing.assert_close(b["targets"][r, at:at + 2], expected)
