@@ -244,6 +244,9 @@ JS_INSPECT = """() => {
     const widgetChildren = cell.outputArea.widgets.filter((child, i) => outputs[i] && outputs[i].data && WIDGET in outputs[i].data);
     const widgetText = (child) => child.node.innerText.slice(0, 200);
     const failed = (child) => /Error displaying widget|model not found|Loading widget/i.test(widgetText(child));
+    // An empty child is a view its kernel closed on purpose (a finished tqdm bar with leave=False).
+    const shown = (child) => child.node.querySelector('.jupyter-widgets') && visible(child.node) && !failed(child);
+    const closed = (child) => !child.node.querySelector('.jupyter-widgets') && !widgetText(child).trim();
     records.push({
       index,
       source: cell.model.sharedModel.getSource().slice(0, 80),
@@ -255,7 +258,7 @@ JS_INSPECT = """() => {
       images: images.length,
       brokenImages: images.filter((im) => !im.complete || im.naturalWidth === 0 || !visible(im)).length,
       widgetOutputs: outputs.filter((o) => o.data && WIDGET in o.data && o.data[WIDGET].model_id).length,
-      widgetViews: widgetChildren.filter((c) => c.node.querySelector('.jupyter-widgets') && visible(c.node) && !failed(c)).length,
+      widgetViews: widgetChildren.filter((c) => shown(c) || closed(c)).length,
       widgetFailures: widgetChildren.filter(failed).map(widgetText),
       controls: [...node.querySelectorAll(CONTROLS)].filter(visible).length,
       hiddenControls: [...node.querySelectorAll(CONTROLS)].filter((c) => !visible(c)).length,
@@ -269,7 +272,7 @@ JS_FINGERPRINT = """() => {
   const w = window.jupyterapp.shell.currentWidget;
   const parts = [];
   for (const img of w.content.node.querySelectorAll('.jp-OutputArea img')) parts.push(img.src.length + ':' + img.src.slice(-64));
-  for (const out of w.content.node.querySelectorAll('.widget-output')) parts.push(out.innerText);
+  for (const out of w.content.node.querySelectorAll('.widget-output, .widget-html-content')) parts.push(out.innerText);
   return parts.join('|');
 }"""
 
@@ -299,7 +302,16 @@ def _cell_problems(records: list[dict]) -> list[str]:
 
 def _move_one_control(page, cell_index: int) -> str:
     """Change one control of the panel in this cell the way a student would; return what was moved."""
-    output = page.locator(".jp-Notebook .jp-Cell").nth(cell_index).locator(".jp-OutputArea")
+    output = page.locator(".jp-Notebook .jp-Cell").nth(cell_index).locator(".jp-OutputArea").first
+    moved = _move(output)
+    run_button = output.locator("button.widget-button", has_text="Run Interact").first  # interact_manual
+    if run_button.count():
+        run_button.click()
+        moved += ", then Run Interact"
+    return moved
+
+
+def _move(output) -> str:
     slider = output.locator(".widget-slider .noUi-handle").first
     if slider.count():
         slider.focus()
@@ -324,7 +336,8 @@ def _move_one_control(page, cell_index: int) -> str:
         if box.count():
             box.click()
             return selector
-    raise AssertionError(f"cell {cell_index}: a panel with no control this test knows how to move")
+    raise AssertionError("a panel with no control this test knows how to move (slider, dropdown, toggle buttons, "
+                         "checkbox, radio buttons)")
 
 
 def _screenshot(page, lab: Lab, name: str) -> Path:
@@ -378,7 +391,11 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
 
         for record in (r for r in records if r["controls"]):
             before = page.evaluate(JS_FINGERPRINT)
-            moved = _move_one_control(page, record["index"])
+            try:
+                moved = _move_one_control(page, record["index"])
+            except AssertionError as err:
+                problems.append(f"cell {record['index']}: {err}")
+                continue
             try:
                 page.wait_for_function(f"(before) => ({JS_FINGERPRINT})() !== before", arg=before,
                                        timeout=INTERACT_TIMEOUT_S * 1000, polling=500)
