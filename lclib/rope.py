@@ -78,11 +78,12 @@ def rope_cos_sin(
     return cos, sin
 
 
-def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Tensor:
+def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half", out: Tensor | None = None) -> Tensor:
     """Rotate feature pairs of x with precomputed cos/sin (the models' hot path).
 
     Writes each half of the output in place of a fresh tensor (two multiplies, two fused
-    multiply-adds) instead of building rotate_half(x) and full-width cos/sin copies.
+    multiply-adds) instead of building rotate_half(x) and full-width cos/sin copies. out, if
+    given, is a preallocated tensor like x to write into (it must not be x itself).
     Shapes: x (..., seq_len, head_dim); cos, sin (seq_len, head_dim // 2); returns like x.
     """
     _check_layout(layout)
@@ -96,7 +97,10 @@ def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half")
         x1, x2 = x[..., :half], x[..., half:]  # pair i is (i, i + d/2)
     else:
         x1, x2 = x[..., 0::2], x[..., 1::2]  # pair i is (2i, 2i + 1)
-    out = torch.empty_like(x)
+    if out is None:
+        out = torch.empty_like(x)
+    elif out.shape != x.shape or out.data_ptr() == x.data_ptr():
+        raise ValueError(f"out must be a separate tensor shaped like x {tuple(x.shape)}, got {tuple(out.shape)}")
     o1, o2 = (out[..., :half], out[..., half:]) if layout == "half" else (out[..., 0::2], out[..., 1::2])
     # [o1; o2] = [[cos, -sin], [sin, cos]] [x1; x2]   (RoFormer, Eq. 13 per pair)
     torch.mul(x1, cos, out=o1).addcmul_(x2, sin, value=-1.0)
