@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -340,9 +341,13 @@ def _move(output) -> str:
                          "checkbox, radio buttons)")
 
 
-def _screenshot(page, lab: Lab, name: str) -> Path:
+def _screenshot(page, lab: Lab, name: str, problems: list[str]) -> Path:
+    """Save what the student would see; with a problem, scrolled to the first cell it names."""
     shot = lab.shots / f"{name}.png"
     try:
+        first = next((int(m.group(1)) for m in map(re.compile(r"^cell (\d+)").match, problems) if m), None)
+        if first is not None:
+            page.locator(".jp-Notebook .jp-Cell").nth(first).scroll_into_view_if_needed(timeout=5000)
         page.screenshot(path=str(shot))
     except Exception as err:  # a screenshot must never hide the real failure
         shot = Path(f"{shot} (failed: {err})")
@@ -356,8 +361,9 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
     relative = notebook.relative_to(ROOT).as_posix()
     name = relative.replace("/", "__").removesuffix(".ipynb")
     committed = notebook.read_bytes()
-    timings: dict[str, float] = {}
+    timings: dict = {}  # seconds per phase, and the panels moved
     problems: list[str] = []
+    moved_controls: list[str] = []
     start = time.monotonic()
     page = browser.new_page(viewport={"width": 1280, "height": 1600})
     page.set_default_timeout(30_000)
@@ -387,7 +393,7 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
             time.sleep(1)
         problems += found
         if problems:
-            return problems, _screenshot(page, lab, name), timings
+            return problems, _screenshot(page, lab, name, problems), timings
 
         for record in (r for r in records if r["controls"]):
             before = page.evaluate(JS_FINGERPRINT)
@@ -403,14 +409,17 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
             except PlaywrightTimeout:
                 problems.append(f"cell {record['index']}: moved {moved}, the output did not change "
                                 f"within {INTERACT_TIMEOUT_S:.0f} s")
+                continue
+            moved_controls.append(f"cell {record['index']}: {moved}")
         time.sleep(0.5)
         problems += [p for p in _cell_problems(page.evaluate(JS_INSPECT)) if "error" in p or "not rendered" in p]
         timings["interact"] = time.monotonic() - start - timings["open"] - timings["run"]
-        return problems, _screenshot(page, lab, name), timings
+        timings["panels moved"] = moved_controls
+        return problems, _screenshot(page, lab, name, problems), timings
     except PlaywrightTimeout as err:
         state = page.evaluate(JS_RUN_STATE) if "run" in timings or "open" in timings else None
         problems.append(f"timed out ({str(err).splitlines()[0]}); state: {state}")
-        return problems, _screenshot(page, lab, name), timings
+        return problems, _screenshot(page, lab, name, problems), timings
     finally:
         timings["total"] = time.monotonic() - start
         try:
@@ -423,8 +432,9 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
 
 
 def _report(notebook: Path, problems: list[str], shot: Path, timings: dict, lab: Lab) -> str:
-    spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+    spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if isinstance(v, float))
     lines = [f"{notebook.relative_to(ROOT)} in JupyterLab ({spent}); screenshot: {shot}"]
+    lines += [f"  moved: {m}" for m in timings.get("panels moved", [])]
     lines += [f"  - {p}" for p in problems]
     if problems:
         lines += ["server log (tail):", lab.log_tail(15)]
