@@ -138,7 +138,7 @@ def _stop(process: subprocess.Popen) -> None:
 def lab(tmp_path_factory) -> Lab:
     _require_tools()
     home = tmp_path_factory.mktemp("jupyterlab")
-    dirs = {name: home / name for name in ("config", "data", "runtime", "settings", "workspaces", "shots")}
+    dirs = {name: home / name for name in ("config", "data", "runtime", "settings", "workspaces", "checkpoints", "shots")}
     for d in dirs.values():
         d.mkdir()
     for plugin, values in LAB_SETTINGS.items():
@@ -160,7 +160,8 @@ def lab(tmp_path_factory) -> Lab:
                PYDEVD_DISABLE_FILE_VALIDATION="1")
     token, port = secrets.token_hex(16), _free_port()
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--ServerApp.port_retries=0", f"--ServerApp.root_dir={ROOT}", f"--IdentityProvider.token={token}"]
+               "--ServerApp.port_retries=0", f"--ServerApp.root_dir={ROOT}", f"--IdentityProvider.token={token}",
+               f"--FileCheckpoints.checkpoint_dir={dirs['checkpoints']}"]  # absolute: no .ipynb_checkpoints/ in the tree
     if os.geteuid() == 0:
         command.append("--allow-root")
     log = home / "server.log"
@@ -417,7 +418,10 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
         timings["panels moved"] = moved_controls
         return problems, _screenshot(page, lab, name, problems), timings
     except PlaywrightTimeout as err:
-        state = page.evaluate(JS_RUN_STATE) if "run" in timings or "open" in timings else None
+        try:
+            state = page.evaluate(JS_RUN_STATE)
+        except Exception:  # the notebook never opened: there is no state to show
+            state = None
         problems.append(f"timed out ({str(err).splitlines()[0]}); state: {state}")
         return problems, _screenshot(page, lab, name, problems), timings
     finally:
