@@ -389,7 +389,8 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
         while True:
             records = page.evaluate(JS_INSPECT)
             found = _cell_problems(records)
-            if not found or time.monotonic() > deadline:
+            still_rendering = any("rendered" in f or "widget" in f for f in found)  # errors do not go away
+            if not still_rendering or time.monotonic() > deadline:
                 break
             time.sleep(1)
         problems += found
