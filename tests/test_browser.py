@@ -6,9 +6,9 @@ runs all cells, waits for the kernel to go idle, and asserts that no cell shows 
 every figure rendered as an image, and that every ipywidgets view rendered; then, for each widget
 panel, it moves one control and waits for the panel's output to change.
 
-Needs Debian's Chromium at /usr/bin/chromium (`sh tools/ensure_browser.sh` installs it) and the
-Python `playwright` package (dev extra); Playwright's own browser download is never used. Skips,
-saying why, when either is missing.
+Needs Debian's Chromium at /usr/bin/chromium (`sh tools/ensure_browser.sh` installs it; `make test`
+calls it first) and the Python `playwright` package (dev extra); Playwright's own browser download
+is never used. Skips, saying why, when either is missing. `-m "not browser"` leaves the pass out.
 
 Select notebooks with `-k 02_` or LCLIB_BROWSER_NOTEBOOKS=01_,03_ (comma-separated substrings of the
 path); LCLIB_BROWSER_SOLUTIONS=1 adds notebooks/solutions/; LCLIB_BROWSER_TIMEOUT sets the seconds
@@ -134,8 +134,9 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Lab:
+    """One JupyterLab server for this module (stopped when its tests end, before nbval runs the rest)."""
     _require_tools()
     home = tmp_path_factory.mktemp("jupyterlab")
     dirs = {name: home / name for name in ("config", "data", "runtime", "settings", "workspaces", "checkpoints", "shots")}
@@ -191,7 +192,7 @@ def lab(tmp_path_factory) -> Lab:
         _stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab):
     from playwright.sync_api import sync_playwright
 
