@@ -68,6 +68,7 @@ def _notebooks() -> list[Path]:
 NOTEBOOKS = _notebooks()
 DEMO = ROOT / "tests" / "fixtures" / "browser_demo.ipynb"      # figure + two widget panels: the harness's self-test
 BROKEN = ROOT / "tests" / "fixtures" / "browser_broken.ipynb"  # a cell raising: the harness must report it
+DEAD = ROOT / "tests" / "fixtures" / "browser_dead_panel.ipynb"  # a panel whose output never changes
 
 
 # --- JupyterLab server ---------------------------------------------------------------------------
@@ -356,7 +357,8 @@ def _screenshot(page, lab: Lab, name: str, problems: list[str]) -> Path:
     return shot
 
 
-def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, dict]:
+def run_in_browser(lab: Lab, browser, notebook: Path, interact_timeout_s: float = INTERACT_TIMEOUT_S
+                   ) -> tuple[list[str], Path, dict]:
     """Open, run and inspect one notebook; return (problems, screenshot path, timings)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -407,11 +409,11 @@ def run_in_browser(lab: Lab, browser, notebook: Path) -> tuple[list[str], Path, 
                 continue
             try:
                 page.wait_for_function(f"(before) => ({JS_FINGERPRINT})() !== before", arg=before,
-                                       timeout=INTERACT_TIMEOUT_S * 1000, polling=500)
-                page.wait_for_function(JS_KERNEL_IDLE, timeout=INTERACT_TIMEOUT_S * 1000, polling=500)
+                                       timeout=interact_timeout_s * 1000, polling=500)
+                page.wait_for_function(JS_KERNEL_IDLE, timeout=interact_timeout_s * 1000, polling=500)
             except PlaywrightTimeout:
                 problems.append(f"cell {record['index']}: moved {moved}, the output did not change "
-                                f"within {INTERACT_TIMEOUT_S:.0f} s")
+                                f"within {interact_timeout_s:.0f} s")
                 continue
             moved_controls.append(f"cell {record['index']}: {moved}")
         time.sleep(0.5)
@@ -467,3 +469,9 @@ def test_harness_reports_an_error(lab, browser):
     """The harness must see an error a student would see (here, 1 / 0 in the second cell)."""
     problems, shot, timings = run_in_browser(lab, browser, BROKEN)
     assert any("ZeroDivisionError" in p for p in problems), _report(BROKEN, problems, shot, timings, lab)
+
+
+def test_harness_reports_a_dead_panel(lab, browser):
+    """The harness must see a panel whose output ignores its control."""
+    problems, shot, timings = run_in_browser(lab, browser, DEAD, interact_timeout_s=8)
+    assert any("did not change" in p for p in problems), _report(DEAD, problems, shot, timings, lab)
