@@ -232,7 +232,7 @@ JS_RUN_STATE = """() => {
 }"""
 
 # One record per code cell: what the model holds, and what the page shows.
-JS_INSPECT = """() => {
+JS_INSPECT = r"""() => {
   const w = window.jupyterapp.shell.currentWidget;
   const WIDGET = 'application/vnd.jupyter.widget-view+json';
   const CONTROLS = '.widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-checkbox, .widget-radio-box, '
@@ -256,7 +256,11 @@ JS_INSPECT = """() => {
       source: cell.model.sharedModel.getSource().slice(0, 80),
       executionCount: cell.model.executionCount,
       errors: outputs.filter((o) => o.output_type === 'error').map((o) => `${o.ename}: ${o.evalue}`),
-      shownErrors: [...node.querySelectorAll('[data-mime-type="application/vnd.jupyter.error"]')].map((e) => e.innerText.slice(-300)),
+      // Errors inside widget Output areas (a panel's callback raising) are in no cell model: read the page.
+      // JupyterLab renders an error as stderr text; a traceback tells it from a warning.
+      shownErrors: [...node.querySelectorAll('.widget-output [data-mime-type="application/vnd.jupyter.stderr"]')]
+        .map((e) => e.innerText).filter((t) => /Traceback \(most recent call last\)/.test(t))
+        .map((t) => t.trim().split('\n').pop().slice(0, 300)),
       imageOutputs: outputs.filter((o) => o.data && ['image/png', 'image/jpeg', 'image/svg+xml'].some((m) => m in o.data)).length,
       textFigures: outputs.filter((o) => o.data && !('image/png' in o.data) && /^<Figure size/.test([].concat(o.data['text/plain'] || []).join(''))).length,
       images: images.length,
@@ -302,6 +306,19 @@ def _cell_problems(records: list[dict]) -> list[str]:
         if r["hiddenControls"]:
             problems.append(f"{where}: {r['hiddenControls']} widget controls not visible")
     return problems
+
+
+def _inspect_rendered(page) -> list[dict]:
+    """Inspect the cells once every figure and widget view has attached (they do so asynchronously after
+    the kernel is idle), or after RENDER_TIMEOUT_S, whichever comes first."""
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    while True:
+        records = page.evaluate(JS_INSPECT)
+        rendering = any(r["images"] < r["imageOutputs"] or r["brokenImages"] or r["widgetFailures"]
+                        or r["widgetViews"] < r["widgetOutputs"] for r in records)
+        if not rendering or time.monotonic() > deadline:
+            return records
+        time.sleep(1)
 
 
 def _move_one_control(page, cell_index: int) -> str:
@@ -387,16 +404,8 @@ def run_in_browser(lab: Lab, browser, notebook: Path, interact_timeout_s: float 
             problems.append(f"run all cells: {state['run']}")
         timings["run"] = time.monotonic() - start - timings["open"]
 
-        # Figures and widget views attach asynchronously after the last cell: give them a bounded moment.
-        deadline = time.monotonic() + RENDER_TIMEOUT_S
-        while True:
-            records = page.evaluate(JS_INSPECT)
-            found = _cell_problems(records)
-            still_rendering = any("rendered" in f or "widget" in f for f in found)  # errors do not go away
-            if not still_rendering or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        problems += found
+        records = _inspect_rendered(page)
+        problems += _cell_problems(records)
         if problems:
             return problems, _screenshot(page, lab, name, problems), timings
 
@@ -416,8 +425,7 @@ def run_in_browser(lab: Lab, browser, notebook: Path, interact_timeout_s: float 
                                 f"within {interact_timeout_s:.0f} s")
                 continue
             moved_controls.append(f"cell {record['index']}: {moved}")
-        time.sleep(0.5)
-        problems += [p for p in _cell_problems(page.evaluate(JS_INSPECT)) if "error" in p or "not rendered" in p]
+        problems += _cell_problems(_inspect_rendered(page))
         timings["interact"] = time.monotonic() - start - timings["open"] - timings["run"]
         timings["panels moved"] = moved_controls
         return problems, _screenshot(page, lab, name, problems), timings
@@ -471,7 +479,8 @@ def test_harness_reports_an_error(lab, browser):
     assert any("ZeroDivisionError" in p for p in problems), _report(BROKEN, problems, shot, timings, lab)
 
 
-def test_harness_reports_a_dead_panel(lab, browser):
-    """The harness must see a panel whose output ignores its control."""
+def test_harness_reports_dead_and_failing_panels(lab, browser):
+    """The harness must see a panel whose output ignores its control, and one whose callback raises."""
     problems, shot, timings = run_in_browser(lab, browser, DEAD, interact_timeout_s=8)
     assert any("did not change" in p for p in problems), _report(DEAD, problems, shot, timings, lab)
+    assert any("ValueError: moved" in p for p in problems), _report(DEAD, problems, shot, timings, lab)
