@@ -481,6 +481,6 @@ def test_harness_reports_an_error(lab, browser):
 
 def test_harness_reports_dead_and_failing_panels(lab, browser):
     """The harness must see a panel whose output ignores its control, and one whose callback raises."""
-    problems, shot, timings = run_in_browser(lab, browser, DEAD, interact_timeout_s=8)
+    problems, shot, timings = run_in_browser(lab, browser, DEAD, interact_timeout_s=5)
     assert any("did not change" in p for p in problems), _report(DEAD, problems, shot, timings, lab)
     assert any("ValueError: moved" in p for p in problems), _report(DEAD, problems, shot, timings, lab)
