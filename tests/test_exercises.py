@@ -18,7 +18,6 @@ exercise runs as context (slower; a warning says so).
 from __future__ import annotations
 
 import ast
-import os
 import re
 import warnings
 from pathlib import Path
