@@ -29,7 +29,8 @@ STUDENT_README = """\
 # Long-Context Models, hands-on: student copy
 
 Notebooks about how language models handle long contexts (rotary position embeddings, context
-extension, dilated attention, lost in the middle), backed by a small library, `lclib`. Read them
+extension, dilated attention, lost in the middle, nominal against effective context), backed by a
+small library, `lclib`. Read them
 in order; each one says what it teaches, what it assumes and how long it takes, and ends with
 questions and exercises.
 
