@@ -1,1 +1,4 @@
-collect_ignore_glob = ["**/.ipynb_checkpoints/*"]
+collect_ignore_glob = [
+    "**/.ipynb_checkpoints/*",
+    "fixtures/*",  # throwaway notebooks for the browser/exercise/student-copy tests, never run by nbval
+]
