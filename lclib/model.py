@@ -1,0 +1,198 @@
+"""A small decoder-only transformer for the lab, readable like nanoGPT.
+
+Pre-LN blocks (Xiong et al. 2020): ``x + attn(ln(x))`` then ``x + mlp(ln(x))``; attention through
+``F.scaled_dot_product_attention``; position information from RoPE (Su et al. 2021) applied to
+queries and keys, or from nothing at all (``pos_encoding="none"``, causal masking alone).
+
+Two things are pluggable because later notebooks swap them:
+
+- ``GPTConfig.rope_scaling``: any object with ``frequencies(head_dim, base, seq_len) ->
+  (inv_freq float64 (head_dim // 2,), attention_factor: float)`` (``lclib.scaling.RopeScaling``
+  is one). None means plain RoPE, ``lclib.rope.inv_freq(head_dim, base)``.
+- ``GPT(config, attention_fn=...)``: a function ``(q, k, v, causal) -> out`` on shapes
+  (B, n_head, T, head_dim), e.g. the dilated attention of notebook 03.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import rope
+
+POS_ENCODINGS = ("rope", "none")
+AttentionFn = Callable[[Tensor, Tensor, Tensor, bool], Tensor]
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> Tensor:
+    """RoPE with cached cos/sin: lclib.rope.apply_rope_cached, or its autograd twin when training.
+
+    apply_rope_cached writes into a preallocated output (out=), which autograd refuses; when a
+    gradient is needed the same rotation (RoFormer, Eq. 13 per pair) is built from differentiable
+    ops. tests/test_model.py asserts that the two agree. Shapes: x (B, nh, T, hs); cos, sin (T, hs/2).
+    """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return rope.apply_rope_cached(x, cos, sin, layout)
+    half = x.shape[-1] // 2
+    if layout == "half":
+        x1, x2 = x[..., :half], x[..., half:]  # pair i is (i, i + d/2)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # pair i is (2i, 2i + 1)
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
+    """Default attention: softmax(q k^T / sqrt(head_dim)) v, causal when asked. Shapes (B, nh, T, hs)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 84  # tokens in the vocabulary (lclib.tasks.KVTask.vocab_size for the lab task)
+    n_layer: int = 2  # transformer blocks
+    n_head: int = 4  # attention heads per block
+    d_model: int = 64  # residual stream width; head_dim = d_model // n_head
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * d_model
+    pos_encoding: str = "rope"  # "rope" (rotary on q and k) or "none" (causal mask only)
+    rope_base: float = 10000.0  # RoPE base b in theta_i = b^(-2i/d) (RoFormer, Eq. 15)
+    rope_layout: str = "half"  # "half" pairs (i, i + d/2) as in Llama/HF; "interleaved" pairs (2i, 2i+1)
+    rope_scaling: Any = None  # None = plain RoPE; else an object with .frequencies(head_dim, base, seq_len)
+    tie_embeddings: bool = True  # share the token embedding with the output head (as GPT-2 and nanoGPT)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_layer", "n_head", "d_model", "mlp_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model must be divisible by n_head, got d_model={self.d_model}, n_head={self.n_head}")
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+        if self.pos_encoding == "rope" and self.head_dim % 2:
+            raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
+        if self.rope_layout not in rope.LAYOUTS:
+            raise ValueError(f"rope_layout must be one of {rope.LAYOUTS}, got {self.rope_layout!r}")
+        if self.rope_scaling is not None and not callable(getattr(self.rope_scaling, "frequencies", None)):
+            raise TypeError("rope_scaling must be None or have a method frequencies(head_dim, base, seq_len), "
+                            f"got {type(self.rope_scaling).__name__}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+
+class Attention(nn.Module):
+    """Multi-head causal self-attention with RoPE on q and k (RoFormer, Eq. 34)."""
+
+    def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
+        super().__init__()
+        self.n_head, self.head_dim, self.layout = config.n_head, config.head_dim, config.rope_layout
+        self.use_rope = config.pos_encoding == "rope"
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.attention_fn = attention_fn or sdpa_attention
+
+    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if self.use_rope:
+            q = rotate(q, cos, sin, self.layout)  # (B, nh, T, hs)
+            k = rotate(k, cos, sin, self.layout)
+        y = self.attention_fn(q, k, v, True)  # (B, nh, T, hs)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
+
+    def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.d_model)
+        self.attn = Attention(config, attention_fn)
+        self.ln2 = nn.LayerNorm(config.d_model)
+        hidden = config.mlp_ratio * config.d_model
+        self.mlp = nn.Sequential(nn.Linear(config.d_model, hidden), nn.GELU(), nn.Linear(hidden, config.d_model))
+
+    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None) -> Tensor:
+        x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C)
+        return x + self.mlp(self.ln2(x))  # (B, T, C)
+
+
+class GPT(nn.Module):
+    """Token embedding, n_layer pre-LN blocks, final LayerNorm, linear head to vocabulary logits."""
+
+    def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config, attention_fn) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.head.weight = self.embed.weight
+        self.apply(self._init_weights)
+        self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)  # GPT-2 initialisation
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def set_attention(self, attention_fn: AttentionFn | None) -> None:
+        """Swap the attention function of every block (None restores scaled_dot_product_attention)."""
+        for block in self.blocks:
+            block.attn.attention_fn = attention_fn or sdpa_attention
+
+    def rope_frequencies(self, seq_len: int) -> tuple[Tensor, float]:
+        """inv_freq (head_dim // 2,) float64 and attention_factor for this sequence length."""
+        c = self.config
+        if c.rope_scaling is None:
+            return rope.inv_freq(c.head_dim, c.rope_base), 1.0
+        freqs, factor = c.rope_scaling.frequencies(c.head_dim, c.rope_base, seq_len)
+        return torch.as_tensor(freqs, dtype=torch.float64), float(factor)
+
+    def rope_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos, sin (seq_len, head_dim // 2) for these positions; seq_len = max position + 1.
+
+        Recomputed per length because a scaling method (dynamic NTK, YaRN) may depend on it.
+        """
+        seq_len = int(positions.max()) + 1 if positions.numel() else 0
+        freqs, factor = self.rope_frequencies(seq_len)
+        return rope.rope_cos_sin(positions, freqs.to(positions.device), factor, dtype)
+
+    def forward(self, tokens: Tensor, positions: Tensor | None = None) -> Tensor:
+        """Logits for every position. tokens (B, T) long; positions (T,) optional (default 0..T-1).
+
+        Returns (B, T, vocab_size).
+        """
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must have shape (batch, seq_len), got {tuple(tokens.shape)}")
+        B, T = tokens.shape
+        cos = sin = None
+        if self.config.pos_encoding == "rope":
+            dtype = self.embed.weight.dtype
+            if positions is None:  # the usual case, 0..T-1: cached per (T, device, dtype)
+                key = (T, tokens.device, dtype)
+                if key not in self._rope_cache:
+                    self._rope_cache[key] = self.rope_cos_sin(torch.arange(T, device=tokens.device), dtype)
+                cos, sin = self._rope_cache[key]  # (T, hs/2) each
+            elif positions.shape != (T,):
+                raise ValueError(f"positions must have shape (seq_len,) = ({T},), got {tuple(positions.shape)}")
+            else:
+                cos, sin = self.rope_cos_sin(positions.to(tokens.device), dtype)  # (T, hs/2) each
+        x = self.embed(tokens)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, cos, sin)  # (B, T, C)
+        return self.head(self.ln_f(x))  # (B, T, vocab)
+
+    def num_params(self) -> int:
+        """Trainable parameters, the tied embedding counted once."""
+        return sum(p.numel() for p in self.parameters())

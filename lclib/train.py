@@ -1,0 +1,203 @@
+"""Train the lab's small model on a task: one device-agnostic loop, seeded, with checkpoint callbacks.
+
+AdamW with linear warm-up then cosine decay to zero (Loshchilov and Hutter 2017, 2019), gradient
+clipping, cross-entropy on the answer tokens only. The same seed gives the same weights on the
+CPU (the batches come from one torch.Generator, the initialisation from torch.manual_seed).
+Weights are saved as safetensors with a JSON config beside them; :func:`load` reads them back.
+
+Command line (the full recipe of notebook 04 is built from these pieces; see the notebook):
+    python -m lclib.train --out runs/kv --steps 3000 --pairs 24 --key-symbols 32 --demand smooth --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from . import repro
+from .model import GPT, GPTConfig
+from .tasks import IGNORE, KVTask
+
+EvalFn = Callable[[GPT, int], dict]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000  # optimizer steps
+    batch_size: int = 32  # sequences per step
+    lr: float = 3e-3  # peak learning rate
+    weight_decay: float = 0.1  # AdamW decoupled weight decay (matrices only)
+    warmup: int = 100  # linear warm-up steps, then cosine to zero
+    grad_clip: float = 1.0  # max global gradient norm
+    seed: int = 0  # seeds the initialisation and the data generator
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at a step: linear warm-up to cfg.lr, then cosine decay to zero at cfg.steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def answer_loss(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens of a batch (targets IGNORE elsewhere)."""
+    logits = model(batch["tokens"])  # (B, T, vocab)
+    return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE)
+
+
+def train(
+    model_config: GPTConfig,
+    task: KVTask,
+    cfg: TrainConfig,
+    *,
+    device: torch.device | str | None = None,
+    eval_fn: EvalFn | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+    desc: str = "train",
+) -> tuple[GPT, dict]:
+    """Train a fresh GPT(model_config) on task; return (model in eval mode, history).
+
+    eval_fn(model, step) is called (in eval mode, under no_grad) every eval_every steps and at the
+    end; its dicts are collected in history["evals"] as (step, result). history also holds
+    "loss" (one float per step), "wall_s" and "device".
+    """
+    if cfg.steps < 1 or cfg.batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {cfg.steps} and {cfg.batch_size}")
+    if model_config.vocab_size < task.vocab_size:
+        raise ValueError(f"model_config.vocab_size must be >= task.vocab_size = {task.vocab_size}, "
+                         f"got {model_config.vocab_size}")
+    dev = torch.device(device) if device is not None else repro.device()
+    repro.seed_everything(cfg.seed)
+    model = GPT(model_config).to(dev)
+    gen = torch.Generator().manual_seed(cfg.seed)  # data stream, on the CPU whatever the device
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    history: dict = {"loss": [], "evals": [], "device": str(dev)}
+
+    def run_eval(step: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            history["evals"].append((step, eval_fn(model, step)))
+        model.train()
+
+    start = time.perf_counter()
+    model.train()
+    for step in tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0):
+        if eval_fn is not None and eval_every and step % eval_every == 0 and step:
+            run_eval(step)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = {k: v.to(dev) for k, v in task.sample(cfg.batch_size, gen).items()}
+        loss = answer_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        history["loss"].append(loss.item())
+    if eval_fn is not None:
+        run_eval(cfg.steps)
+    history["wall_s"] = time.perf_counter() - start
+    model.eval()
+    return model, history
+
+
+def _scaling_to_json(scaling: object) -> dict | None:
+    if scaling is None:
+        return None
+    if not dataclasses.is_dataclass(scaling):
+        raise TypeError(f"rope_scaling must be a dataclass to be saved, got {type(scaling).__name__}")
+    return {"class": f"{type(scaling).__module__}.{type(scaling).__qualname__}", "params": asdict(scaling)}
+
+
+def _scaling_from_json(data: dict | None) -> object:
+    if data is None:
+        return None
+    module, _, name = data["class"].rpartition(".")
+    return getattr(importlib.import_module(module), name)(**data["params"])
+
+
+def save(model: GPT, path: str | Path, **metadata: object) -> Path:
+    """Write path/model.safetensors and path/config.json (model config plus metadata); return path."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = asdict(model.config)
+    config["rope_scaling"] = _scaling_to_json(model.config.rope_scaling)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "head.weight"
+             or not model.config.tie_embeddings}
+    save_file(state, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps({"model": config, **metadata}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def load(path: str | Path, device: torch.device | str = "cpu") -> GPT:
+    """Read a model written by save() (a folder with model.safetensors and config.json), in eval mode."""
+    path = Path(path)
+    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"path must be a folder with config.json and model.safetensors, got {path}")
+    data = json.loads((path / "config.json").read_text())
+    config = dict(data["model"])
+    config["rope_scaling"] = _scaling_from_json(config.get("rope_scaling"))
+    model = GPT(GPTConfig(**config))
+    state = load_file(str(path / "model.safetensors"))
+    if model.config.tie_embeddings:
+        state["head.weight"] = state["embed.weight"]
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The config.json written beside the weights (model config and whatever save() was given)."""
+    return json.loads((Path(path) / "config.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the lab model on key-value retrieval and save it.")
+    parser.add_argument("--out", required=True, help="folder for model.safetensors and config.json")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pairs", type=int, nargs="+", default=[24], help="n, or min max")
+    parser.add_argument("--key-symbols", type=int, default=32)
+    parser.add_argument("--distinct-keys", action="store_true")
+    parser.add_argument("--demand", default="smooth")
+    parser.add_argument("--tau", type=float, default=3.0)
+    parser.add_argument("--eps", type=float, default=0.25)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--pos-encoding", default="rope")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: leave as is)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pairs = args.pairs[0] if len(args.pairs) == 1 else (args.pairs[0], args.pairs[1])
+    task = KVTask(n_pairs=pairs, key_symbols=args.key_symbols, distinct_keys=args.distinct_keys,
+                  demand=args.demand, demand_params={"tau": args.tau, "eps": args.eps})
+    mcfg = GPTConfig(vocab_size=task.vocab_size, n_layer=args.layers, n_head=args.heads, d_model=args.d_model,
+                     pos_encoding=args.pos_encoding)
+    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    model, history = train(mcfg, task, tcfg)
+    save(model, args.out, task=task.to_dict(), train=asdict(tcfg), wall_s=round(history["wall_s"], 1))
+    print(f"saved {args.out} ({model.num_params()} parameters, {history['wall_s']:.0f} s, final loss {history['loss'][-1]:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

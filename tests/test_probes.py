@@ -1,0 +1,108 @@
+"""Tests for lclib.probes: the position sweep, its intervals, the U summary and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lclib import probes
+from lclib.model import GPT, GPTConfig
+from lclib.tasks import KVTask
+from lclib.train import save
+
+
+class Oracle(torch.nn.Module):
+    """A 'model' that reads the answer from the sequence: logits peak on the true next value token."""
+
+    def __init__(self, task: KVTask, wrong_from: int = 99) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.task, self.wrong_from = task, wrong_from
+
+    def forward(self, tokens):
+        B, T = tokens.shape
+        logits = torch.zeros(B, T, self.task.vocab_size)
+        nxt = torch.roll(tokens, -1, dims=1)  # the token that follows each position
+        logits.scatter_(2, nxt[..., None], 10.0)
+        n = (T - 1 - 5) // 3
+        # questions about pairs >= wrong_from are answered with another value token
+        key_pos = 1 + 3 * torch.arange(n)
+        asked = (tokens[:, -4:-3] == tokens[:, key_pos]).float().argmax(1)  # (B,) first pair with that key
+        bad = asked >= self.wrong_from
+        logits[bad, -3] = 0.0
+        logits[bad, -3, (nxt[bad, -3] + 1 - 68) % 16 + 68] = 10.0
+        return logits
+
+
+def test_sweep_shapes_and_perfect_oracle():
+    task = KVTask(n_pairs=6, key_symbols=32, distinct_keys=True)
+    r = probes.position_sweep(Oracle(task), task, 6, samples=10, seed=0)
+    assert r["exact"].shape == r["logprob"].shape == r["exact_lo"].shape == (6,)
+    assert r["positions"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert (r["exact"] == 1).all() and (r["exact_lo"] <= r["exact"]).all() and (r["exact_hi"] >= r["exact"]).all()
+    assert (r["logprob"] < 0).all() and (r["logprob"] > -0.5).all()
+
+
+def test_sweep_sees_positional_failure():
+    task = KVTask(n_pairs=6, key_symbols=32, distinct_keys=True)
+    r = probes.position_sweep(Oracle(task, wrong_from=3), task, 6, samples=8, seed=0)
+    assert r["exact"].tolist() == [1, 1, 1, 0, 0, 0]
+    assert (r["logprob"][3:] < r["logprob"][:3] - 3).all()  # confidently wrong: low log p(value)
+
+
+def test_sweep_same_seed_same_result_and_model_mode_kept():
+    task = KVTask(n_pairs=4, key_symbols=8)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=task.vocab_size, n_layer=1, n_head=2, d_model=8)).train()
+    a = probes.position_sweep(model, task, 4, samples=5, seed=3, batch_size=7)
+    b = probes.position_sweep(model, task, 4, samples=5, seed=3, batch_size=7)
+    c = probes.position_sweep(model, task, 4, samples=5, seed=4, batch_size=7)
+    torch.testing.assert_close(a["logprob"], b["logprob"])
+    assert not torch.allclose(a["logprob"], c["logprob"])
+    assert model.training
+
+
+def test_wilson_interval():
+    lo, hi = probes.wilson_interval(torch.tensor([0, 50, 100]), 100)
+    assert lo[0] == pytest.approx(0.0, abs=1e-12) and hi[0] == pytest.approx(0.037, abs=1e-3)
+    assert lo[1] == pytest.approx(0.404, abs=1e-3) and hi[1] == pytest.approx(0.596, abs=1e-3)
+    assert hi[2] == pytest.approx(1.0)
+
+
+def test_mean_ci_over_seeds():
+    mean, half = probes.mean_ci(torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 0.0]]))
+    torch.testing.assert_close(mean, torch.tensor([3.0, 0.0], dtype=torch.float64))
+    assert half[0] == pytest.approx(4.303 * 2 / 3 ** 0.5, rel=1e-3) and half[1] == 0
+
+
+def test_u_shape_summary():
+    s = probes.u_shape(torch.tensor([0.9, 0.6, 0.5, 0.7, 0.8]))
+    assert s["first"] == pytest.approx(0.9) and s["last"] == pytest.approx(0.8)
+    assert s["middle_min"] == pytest.approx(0.5) and s["depth"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="acc"):
+        probes.u_shape(torch.tensor([0.5, 0.5]))
+
+
+def test_validation():
+    task = KVTask(n_pairs=4)
+    with pytest.raises(ValueError, match="samples"):
+        probes.position_sweep(Oracle(task), task, 4, samples=0)
+
+
+def test_cli_position_sweep_json(tmp_path):
+    task = KVTask(n_pairs=4, key_symbols=8)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=task.vocab_size, n_layer=1, n_head=2, d_model=8))
+    save(model, tmp_path / "ckpt", task=task.to_dict())
+    out = subprocess.run([sys.executable, "-m", "lclib.probes", "position-sweep", "--checkpoint",
+                          str(tmp_path / "ckpt"), "--pairs", "5", "--samples", "4", "--seed", "1", "--json"],
+                         capture_output=True, text=True, check=True, timeout=120)
+    data = json.loads(out.stdout)
+    assert data["n_pairs"] == 5 and data["samples"] == 4 and data["positions"] == [1, 2, 3, 4, 5]
+    assert len(data["exact"]) == len(data["logprob"]) == len(data["exact_lo"]) == 5
+    direct = probes.position_sweep(model.eval(), KVTask(n_pairs=1, key_symbols=8), 5, samples=4, seed=1)
+    assert data["logprob"] == pytest.approx(direct["logprob"].tolist(), abs=1e-4)

@@ -1,0 +1,107 @@
+"""Tests for lclib.train: schedule, determinism, callbacks, save/load round trip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from lclib import rope
+from lclib.model import GPTConfig
+from lclib.tasks import KVTask
+from lclib.train import TrainConfig, load, lr_at, main, read_metadata, save, train
+
+TASK = KVTask(n_pairs=3, key_symbols=6, questions=2)
+
+
+def tiny_config(**kw) -> GPTConfig:
+    return GPTConfig(**{"vocab_size": TASK.vocab_size, "n_layer": 1, "n_head": 2, "d_model": 8, **kw})
+
+
+def test_schedule_warmup_then_cosine_to_zero():
+    cfg = TrainConfig(steps=100, warmup=10, lr=1.0)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(55, cfg) == pytest.approx(0.5)
+    assert lr_at(100, cfg) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    cfg = TrainConfig(steps=4, batch_size=4, warmup=2)
+    a, ha = train(tiny_config(), TASK, cfg, device="cpu", progress=False)
+    b, _ = train(tiny_config(), TASK, cfg, device="cpu", progress=False)
+    c, _ = train(tiny_config(), TASK, TrainConfig(steps=4, batch_size=4, warmup=2, seed=1), device="cpu",
+                 progress=False)
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+    assert not torch.equal(a.embed.weight, c.embed.weight)
+    assert len(ha["loss"]) == 4 and ha["device"] == "cpu" and not a.training
+
+
+def test_training_lowers_the_loss():
+    task = KVTask(n_pairs=2, key_symbols=4, questions=2)
+    _, hist = train(tiny_config(d_model=16), task, TrainConfig(steps=60, batch_size=16, warmup=5, lr=1e-2),
+                    device="cpu", progress=False)
+    assert sum(hist["loss"][-10:]) / 10 < sum(hist["loss"][:10]) / 10 - 0.3
+
+
+def test_eval_callback_at_checkpoints_in_eval_mode():
+    seen = []
+
+    def ev(model, step):
+        seen.append((step, model.training, torch.is_grad_enabled()))
+        return {"step": step}
+
+    _, hist = train(tiny_config(), TASK, TrainConfig(steps=6, batch_size=2, warmup=1), device="cpu",
+                    eval_fn=ev, eval_every=2, progress=False)
+    assert seen == [(2, False, False), (4, False, False), (6, False, False)]
+    assert [s for s, _ in hist["evals"]] == [2, 4, 6]
+
+
+@dataclass
+class HalfScaling:
+    """A duck-typed rope_scaling dataclass (stand-in for lclib.scaling.RopeScaling)."""
+
+    scale: float = 2.0
+
+    def frequencies(self, head_dim, base, seq_len):
+        return rope.inv_freq(head_dim, base) / self.scale, 1.0
+
+
+@pytest.mark.parametrize("scaling", [None, HalfScaling(2.0)])
+def test_save_load_round_trip(tmp_path, scaling):
+    model, _ = train(tiny_config(rope_scaling=scaling), TASK, TrainConfig(steps=2, batch_size=2, warmup=1),
+                     device="cpu", progress=False)
+    save(model, tmp_path / "ckpt", task=TASK.to_dict(), note="x")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
+    meta = read_metadata(tmp_path / "ckpt")
+    assert meta["note"] == "x" and meta["task"]["n_pairs"] == 3 and meta["model"]["d_model"] == 8
+    loaded = load(tmp_path / "ckpt")
+    assert loaded.config == model.config and not loaded.training
+    tokens = TASK.sample(2, torch.Generator().manual_seed(0))["tokens"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(tokens), model(tokens))
+    assert loaded.head.weight is loaded.embed.weight
+
+
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load(tmp_path)
+
+
+def test_cli_trains_and_saves(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "2", "--pairs", "3",
+                 "--key-symbols", "6", "--d-model", "8", "--heads", "2", "--layers", "1"]) == 0
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["train"]["steps"] == 2 and meta["task"]["key_symbols"] == 6
+    assert "saved" in capsys.readouterr().out
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="vocab_size"):
+        train(tiny_config(vocab_size=10), TASK, TrainConfig(steps=1), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        train(tiny_config(), TASK, TrainConfig(steps=0), device="cpu", progress=False)
