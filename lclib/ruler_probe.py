@@ -178,3 +178,58 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
             scores[task][n] = sum(per) / len(per)
             records += [(task, n, s.metadata.get("depth"), v) for s, v in zip(batch, per)]
     return {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records}
+
+
+def scaling_for(method: str, scale: float, original_max_len: int) -> Any:
+    """An `lclib.scaling.RopeScaling` for a method name ("none" gives None: plain RoPE)."""
+    from .scaling import RopeScaling
+
+    if method == "none":
+        return None
+    return RopeScaling(method, scale, original_max_len=original_max_len)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lclib.ruler_probe --checkpoint PATH --method yarn --scale 4 --lengths 160,320 --json``."""
+    import argparse
+    import json
+
+    from .train import load, read_metadata
+
+    p = argparse.ArgumentParser(prog="python -m lclib.ruler_probe", description="RULER-lite on a lab checkpoint.")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--method", default="none", help="none, linear, ntk, dynamic_ntk, yarn, llama3")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--original-max-len", type=int, default=None, help="L (default: the checkpoint's training length)")
+    p.add_argument("--lengths", default="160,320,640,1280")
+    p.add_argument("--samples", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tasks", default=None, help="comma-separated task names (default: the training mixture)")
+    p.add_argument("--mode", default="teacher", choices=("teacher", "generate"))
+    p.add_argument("--threshold", type=float, default=None, help="effective-length threshold (default: score at L)")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    meta = read_metadata(a.checkpoint)
+    task_meta = meta.get("task", {})
+    L = a.original_max_len or int(task_meta.get("max_len", 0)) or None
+    model = set_rope_scaling(load(a.checkpoint), scaling_for(a.method, a.scale, L))
+    tasks = task_meta.get("tasks") or {t: {} for t in ruler.TASKS}
+    if a.tasks:
+        tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
+    lengths = [int(n) for n in a.lengths.split(",")]
+    out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
+    threshold = a.threshold if a.threshold is not None else out["average"][lengths[0]]
+    result = {"checkpoint": a.checkpoint, "method": a.method, "scale": a.scale, "scores": out["scores"],
+              "average": out["average"], "threshold": threshold,
+              "effective_length": ruler_metrics.effective_length(out["average"], threshold)}
+    if a.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for n, v in out["average"].items():
+            print(f"{n:>6}  {v:.3f}")
+        print(f"effective length (threshold {threshold:.3f}): {result['effective_length']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
