@@ -30,7 +30,7 @@ LITE_TASKS: dict[str, dict] = {
     "niah_single_2": {"value_len": 4},
     "niah_multikey_1": {"value_len": 4, "num_keys": 3},
     "niah_multivalue": {"value_len": 4, "num_values": 2},
-    "niah_multiquery": {"value_len": 4, "num_keys": 2, "num_queries": 2},
+    "niah_multiquery": {"value_len": 4, "num_keys": 4, "num_queries": 4},
     "vt": {"num_hops": 2, "name_len": 3},
     "cwe": {"num_common": 3, "freq_common": 3},
     "fwe": {},
@@ -73,7 +73,7 @@ class RulerMixture:
         return {"tokens": tokens, "targets": targets}
 
 
-def finetune(model, scaling, mix: RulerMixture, cfg) -> tuple:
+def finetune(model, scaling, mix: RulerMixture, cfg, on_step=None) -> tuple:
     """Continue training a lab GPT under a RoPE scaling (a short fine-tune at the new length, as PI and
     YaRN do); the loop of `lclib.train.train` (AdamW, warm-up then cosine, clipping) on given weights."""
     import time
@@ -98,6 +98,8 @@ def finetune(model, scaling, mix: RulerMixture, cfg) -> tuple:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         history["loss"].append(loss.item())
+        if on_step is not None:
+            on_step(step + 1, model, history)
     history["wall_s"] = time.perf_counter() - start
     return model.eval(), history
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m lclib.ruler_mix", description="Train the lab model on RULER-lite.")
     p.add_argument("--out", required=True)
-    p.add_argument("--length", type=int, default=128, help="L: sequences of length max(112, 0.7 L)..L")
+    p.add_argument("--length", type=int, default=128, help="L: sequences of length max(136, 0.7 L)..L")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    mix = RulerMixture(max(112, int(0.7 * a.length)), a.length)
+    mix = RulerMixture(max(136, int(0.7 * a.length)), a.length)
     scaling = None if a.method == "none" else RopeScaling(a.method, a.scale, original_max_len=a.original_max_len)
     if a.init:
         init = load(a.init)
@@ -134,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
                          rope_scaling=scaling)
     tcfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                        warmup=min(100, max(1, a.steps // 10)))
-    model, history = finetune(init, scaling, mix, tcfg) if a.init else train(mcfg, mix, tcfg)
+    def snapshot(step: int, model, history: dict) -> None:  # a checkpoint every 300 steps, to watch progress
+        if step % 300 == 0 and step < tcfg.steps:
+            save(model, a.out, task=mix.to_dict(), train=asdict(tcfg), init=a.init, at_step=step)
+
+    model, history = finetune(init, scaling, mix, tcfg, snapshot) if a.init else train(mcfg, mix, tcfg)
     save(model, a.out, task=mix.to_dict(), train=asdict(tcfg), wall_s=round(history["wall_s"], 1), init=a.init,
          loss_last100=sum(history["loss"][-100:]) / len(history["loss"][-100:]))
     print(json.dumps({"out": str(Path(a.out)), "params": model.num_params(), "wall_s": round(history["wall_s"], 1),

@@ -78,10 +78,16 @@ class LabModel:
         return out
 
     @torch.no_grad()
-    def teacher_forced(self, prompts: Sequence[str], completions: Sequence[str]) -> tuple[list[str], list[float]]:
-        """(argmax text at each completion position given the true prefix, log p(completion)) per sample."""
+    def teacher_forced(self, prompts: Sequence[str], completions: Sequence[str], detail: bool = False) -> tuple:
+        """(argmax text at each completion position given the true prefix, log p(completion)) per sample.
+
+        detail=True adds two lists: whether the first answer token is the argmax (the retrieval step
+        itself, before any copying), and the number of completion tokens (to average log p per token).
+        """
         texts: list[str] = [""] * len(prompts)
         logps: list[float] = [0.0] * len(prompts)
+        first: list[bool] = [False] * len(prompts)
+        sizes: list[int] = [0] * len(prompts)
         for idx in self._batches(prompts):
             comp = [self.tok.encode(completions[i]) for i in idx]
             n = max(len(c) for c in comp)
@@ -94,7 +100,8 @@ class LabModel:
             for b, (i, c) in enumerate(zip(idx, comp)):
                 texts[i] = self.tok.decode(pred[b][:len(c)])
                 logps[i] = float(logp[b, :len(c)].sum())
-        return texts, logps
+                first[i], sizes[i] = pred[b][0] == c[0], len(c)
+        return (texts, logps, first, sizes) if detail else (texts, logps)
 
 
 class HFModel:
@@ -157,6 +164,9 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
     """Score model on each task at each length: {"scores": {task: {length: score}}, "average":
     {length: mean over tasks}, "records": [(task, length, depth, score), ...]}.
 
+    In teacher mode two finer views are added, same layout: "first_token" (fraction of samples whose
+    first answer token is the argmax) and "logp" (mean log-probability per answer token).
+
     tasks: names, or {name: generator parameters}. mode "generate" (greedy, any TextModel) or
     "teacher" (LabModel.teacher_forced, one pass per sample).
     """
@@ -164,20 +174,28 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
         raise ValueError(f"mode must be 'generate' or 'teacher', got {mode!r}")
     tasks = {t: {} for t in tasks} if not isinstance(tasks, dict) else tasks
     scores: dict[str, dict[int, float]] = {}
+    first: dict[str, dict[int, float]] = {}
+    logp: dict[str, dict[int, float]] = {}
     records = []
     for task, params in tasks.items():
-        scores[task] = {}
+        scores[task], first[task], logp[task] = {}, {}, {}
         for n in lengths:
             batch = make_samples(model.count, task, n, samples, seed, depths, **params)
             if mode == "teacher":
-                preds, _ = model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch])
+                preds, lps, oks, sizes = model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch],
+                                                              detail=True)
+                first[task][n] = sum(oks) / len(oks)
+                logp[task][n] = sum(lp / k for lp, k in zip(lps, sizes)) / len(lps)
             else:
                 budget = max(model.count(s.completion) for s in batch) + 2
                 preds = model.generate([s.prompt for s in batch], budget)
             per = [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(preds, batch)]
             scores[task][n] = sum(per) / len(per)
             records += [(task, n, s.metadata.get("depth"), v) for s, v in zip(batch, per)]
-    return {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records}
+    out = {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records}
+    if mode == "teacher":
+        out.update(first_token=first, first_token_average=ruler_metrics.task_average(first), logp=logp)
+    return out
 
 
 def scaling_for(method: str, scale: float, original_max_len: int) -> Any:
