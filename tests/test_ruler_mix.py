@@ -10,7 +10,7 @@ from lclib.train import TrainConfig, load, save, train
 
 
 def test_mixture_batches_are_aligned():
-    mix = ruler_mix.RulerMixture(112, 128)
+    mix = ruler_mix.RulerMixture(136, 160)
     batch = mix.sample(6, torch.Generator().manual_seed(0))
     tokens, targets = batch["tokens"], batch["targets"]
     assert tokens.shape == targets.shape and tokens.shape[0] == 6
@@ -39,6 +39,6 @@ def test_train_finetune_and_cli(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out["scores"]) == {"niah_single_1", "fwe"} and set(out["average"]) == {"112", "224"}
     assert out["effective_length"] in (0, 112, 224)
-    assert ruler_mix.main(["--out", str(tmp_path / "ft"), "--init", str(tmp_path / "base"), "--length", "128",
+    assert ruler_mix.main(["--out", str(tmp_path / "ft"), "--init", str(tmp_path / "base"), "--length", "160",
                            "--steps", "1", "--batch-size", "2", "--method", "linear", "--scale", "2"]) == 0
     assert load(tmp_path / "ft").config.rope_scaling.method == "linear"
