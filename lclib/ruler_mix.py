@@ -6,9 +6,12 @@ RULER's parameters to what a 2-layer model can learn in minutes (4-digit values,
 3 common words) without changing what each task asks. Sequences are ``BOS prompt completion EOS``
 with the loss on the completion and EOS only, the interface of `lclib.train.train`.
 
-    python -m lclib.ruler_mix --out weights/effective_context/base --length 128 --steps 3000
+    python -m lclib.ruler_mix --out weights/effective_context/stage1 --length 160 --steps 1500 --threads 1
+    python -m lclib.ruler_mix --out weights/effective_context/base --init weights/effective_context/stage1 \
+        --length 160 --steps 1200 --lr 2e-3 --threads 1
     python -m lclib.ruler_mix --out weights/effective_context/yarn_ft --init weights/effective_context/base \
-        --length 256 --steps 300 --method yarn --scale 2
+        --length 320 --steps 150 --lr 1e-3 --method yarn --scale 4 --original-max-len 160 --threads 1
+(the shipped stage1 was trained with an earlier mixture: 2 queries, lengths 112..160; notebook 05, section 4).
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m lclib.ruler_mix", description="Train the lab model on RULER-lite.")
     p.add_argument("--out", required=True)
-    p.add_argument("--length", type=int, default=128, help="L: sequences of length max(136, 0.7 L)..L")
+    p.add_argument("--length", type=int, default=160, help="L: sequences of length max(136, 0.7 L)..L")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)

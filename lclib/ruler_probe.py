@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m lclib.ruler_probe", description="RULER-lite on a lab checkpoint.")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--method", default="none", help="none, linear, ntk, dynamic_ntk, yarn, llama3")
+    p.add_argument("--method", default=None,
+                   help="none, linear, ntk, dynamic_ntk, yarn, llama3 (default: the checkpoint's own setting)")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--original-max-len", type=int, default=None, help="L (default: the checkpoint's training length)")
     p.add_argument("--lengths", default="160,320,640,1280")
@@ -230,16 +231,24 @@ def main(argv: list[str] | None = None) -> int:
     meta = read_metadata(a.checkpoint)
     task_meta = meta.get("task", {})
     L = a.original_max_len or int(task_meta.get("max_len", 0)) or None
-    model = set_rope_scaling(load(a.checkpoint), scaling_for(a.method, a.scale, L))
+    model = load(a.checkpoint)
+    if a.method is not None:
+        set_rope_scaling(model, scaling_for(a.method, a.scale, L))
     tasks = task_meta.get("tasks") or {t: {} for t in ruler.TASKS}
     if a.tasks:
         tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
     lengths = [int(n) for n in a.lengths.split(",")]
     out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
     threshold = a.threshold if a.threshold is not None else out["average"][lengths[0]]
-    result = {"checkpoint": a.checkpoint, "method": a.method, "scale": a.scale, "scores": out["scores"],
+    scaling = model.config.rope_scaling
+    result = {"checkpoint": a.checkpoint, "method": getattr(scaling, "method", "none"),
+              "scale": getattr(scaling, "scale", 1.0), "scores": out["scores"],
               "average": out["average"], "threshold": threshold,
               "effective_length": ruler_metrics.effective_length(out["average"], threshold)}
+    if a.mode == "teacher":  # the finer view of notebook 05: is the first answer token the top choice?
+        ft = out["first_token_average"]
+        result.update(first_token=out["first_token"], first_token_average=ft,
+                      effective_length_first_token=ruler_metrics.effective_length(ft, ft[lengths[0]]))
     if a.json:
         print(json.dumps(result, indent=1))
     else:
