@@ -161,3 +161,20 @@ def test_effective_length_hand_tables():
     assert avg == {256: 0.75, 512: 0.25}
     with pytest.raises(ValueError, match="same lengths"):
         M.task_average({"a": {256: 1.0}, "b": {512: 1.0}})
+
+
+def test_notebook05_checkers_accept_right_and_reject_wrong():
+    from lclib import checks
+
+    assert checks.check_string_match_all(M.string_match_all) is True
+    assert checks.check_effective_length(M.effective_length) is True
+    assert checks.check_vt_reader(lambda p: [n for n in oracle(p).strip().split(", ") if n]) is True
+    with pytest.raises(checks.CheckFailed, match="string_match_part"):
+        checks.check_string_match_all(M.string_match_part)
+    with pytest.raises(checks.CheckFailed, match="first failure"):
+        checks.check_effective_length(lambda s, t: M.effective_length(s, t, contiguous=False))
+
+    def stub(prompt):
+        raise NotImplementedError
+
+    assert checks.check_vt_reader(stub) is False
