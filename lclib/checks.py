@@ -304,3 +304,58 @@ def check_wilson(fn: Callable[[int, int], tuple[float, float]]) -> str:
         raise CheckFailed(f"at {hits}/{n} expected [{lo_w:.4f}, {hi_w:.4f}], got [{lo:.4f}, {hi:.4f}]; "
                           "half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n), z = 1.96.")
     return "your Wilson interval matches lclib.probes.wilson_interval, including at 0% and 100%."
+
+
+# --- notebook 05: effective context (RULER-lite) -------------------------------------------------
+
+from . import ruler, ruler_metrics  # noqa: E402  (kept with its section so the sections merge independently)
+
+
+@checker
+def check_string_match_all(fn: Callable[[str, list[str]], float]) -> str:
+    """fn(prediction, references) must return the fraction of references found, case-insensitively."""
+    cases = [("The numbers are 123 and 456.", ["123", "456"]), ("only 123 here", ["123", "456", "789", "000"]),
+             ("nothing", ["123"]), ("ABCDE, fghij", ["abcde", "FGHIJ", "klmno"]), ("  7  ", ["7"])]
+    for pred, refs in cases:
+        got, want = fn(pred, refs), ruler_metrics.string_match_all(pred, refs)
+        if not isinstance(got, (int, float)) or abs(got - want) > 1e-12:
+            if isinstance(got, (int, float)) and got == ruler_metrics.string_match_part(pred, refs):
+                raise CheckFailed(f"on {pred!r} with {refs} you return {got}: that is string_match_part (any "
+                                  "reference). string_match_all is the fraction of references found.")
+            if pred == "ABCDE, fghij":
+                raise CheckFailed("RULER compares in lower case: 'ABCDE' in the output matches the reference 'abcde'.")
+            raise CheckFailed(f"on {pred!r} with references {refs} expected {want}, got {got}")
+    return "your string_match_all scores like RULER's."
+
+
+@checker
+def check_effective_length(fn: Callable[[dict, float], int]) -> str:
+    """fn(scores, threshold) must return RULER's effective length (contiguous reading, 0 if none)."""
+    cases = [({4096: 0.95, 8192: 0.90, 16384: 0.86, 32768: 0.70, 65536: 0.88}, 0.856),
+             ({160: 0.9, 320: 0.3, 640: 0.1}, 0.9), ({160: 0.5, 320: 0.2}, 0.6), ({640: 0.8, 160: 0.9, 320: 0.85}, 0.8)]
+    for scores, threshold in cases:
+        got, want = fn(dict(scores), threshold), ruler_metrics.effective_length(scores, threshold)
+        if got != want:
+            if got == ruler_metrics.effective_length(scores, threshold, contiguous=False):
+                raise CheckFailed(f"{scores}, threshold {threshold}: you return {got}, a length that passes after a "
+                                  "shorter one failed. The effective length stops at the first failure.")
+            if got is None:
+                raise CheckFailed("return 0 (not None) when even the shortest length misses the threshold.")
+            raise CheckFailed(f"{scores}, threshold {threshold}: expected {want}, got {got} (sort the lengths first; "
+                              "a score equal to the threshold passes).")
+    return "largest length before the first miss, as RULER reads its Table 3."
+
+
+@checker
+def check_vt_reader(fn: Callable[[str], list[str]]) -> str:
+    """fn(prompt) must return the variables of the asked chain, read from a variable-tracking prompt."""
+    for seed in range(6):
+        s = ruler.make_sample("vt", 400, seed, num_chains=2 if seed % 2 else 1, num_hops=2 + seed % 3)
+        got = fn(s.prompt)
+        if not isinstance(got, (list, tuple)):
+            raise CheckFailed(f"return a list of variable names, got {type(got).__name__}")
+        if sorted(got) != sorted(s.answers):
+            missing, extra = sorted(set(s.answers) - set(got)), sorted(set(got) - set(s.answers))
+            raise CheckFailed(f"seed {seed}: missing {missing}, extra {extra}. Start from the variable assigned the "
+                              "asked value, then follow 'VAR B = VAR A' lines in order of appearance.")
+    return "your reader follows every chain: the task is answerable at any length, so a miss is the model's."

@@ -1,0 +1,113 @@
+"""The RULER-lite probing interface: lab adapter on a tiny GPT, transformers adapter on a tiny Llama."""
+
+import pytest
+import torch
+
+from lclib import ruler_probe as P, scaling
+from lclib.model import GPT, GPTConfig
+from lclib.ruler_words import default_tokenizer
+
+TOK = default_tokenizer()
+
+
+class Oracle(torch.nn.Module):
+    """A 'model' whose logits put all mass on a fixed continuation: it checks the adapters' plumbing."""
+
+    def __init__(self, answer: str):
+        super().__init__()
+        self.answer = TOK.encode(answer) + [TOK.eos_id]
+        self.prompt_len = None
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids):
+        B, T = ids.shape
+        logits = torch.zeros(B, T, len(TOK))
+        for t in range(T):
+            k = t + 1 - self.prompt_len  # index of the completion token predicted at t
+            logits[:, t, self.answer[min(max(k, 0), len(self.answer) - 1)]] = 1.0
+        return logits
+
+
+def test_lab_adapter_generate_and_teacher_forced_agree():
+    s = P.make_samples(None, "niah_single_1", 128, 1, seed=0)[0]
+    model = Oracle(s.completion)
+    model.prompt_len = 1 + TOK.count(s.prompt)
+    lab = P.LabModel(model)
+    assert isinstance(lab, P.TextModel)
+    assert lab.generate([s.prompt], 20) == [s.completion.strip()]
+    texts, logps = lab.teacher_forced([s.prompt], [s.completion])
+    assert texts == [s.completion.strip()] and logps[0] < 0
+
+
+def test_evaluate_tiny_gpt_shapes_and_range():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
+    lab = P.LabModel(gpt, batch_size=4)
+    for mode in ("teacher", "generate"):
+        out = P.evaluate(lab, {"niah_single_1": {"value_len": 3}, "fwe": {}}, [96, 128], samples=2, seed=1, mode=mode)
+        assert set(out["scores"]) == {"niah_single_1", "fwe"} and set(out["average"]) == {96, 128}
+        assert all(0.0 <= v <= 1.0 for row in out["scores"].values() for v in row.values())
+        assert len(out["records"]) == 2 * 2 * 2
+
+
+def test_set_rope_scaling_changes_lab_outputs():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
+    ids = torch.tensor([TOK.encode(P.make_samples(None, "niah_single_1", 96, 1, 0)[0].prompt)])
+    plain = gpt(ids)
+    P.set_rope_scaling(gpt, scaling.RopeScaling("linear", 4.0))
+    assert not torch.allclose(plain, gpt(ids))
+    P.set_rope_scaling(gpt, None)
+    torch.testing.assert_close(plain, gpt(ids))
+
+
+def _tiny_llama(scale=None):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(vocab_size=len(TOK), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
+    if scale is not None:
+        P.hf_config_with_scaling(cfg, scale)
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+def test_hf_rope_scaling_reaches_the_model():
+    head_dim = 16
+    plain = _tiny_llama()
+    yarn = _tiny_llama(scaling.RopeScaling("yarn", 4.0, original_max_len=128))
+    linear = _tiny_llama(scaling.RopeScaling("linear", 4.0))
+    want_yarn, factor = scaling.yarn(head_dim, 10000.0, 4.0, 128)
+    torch.testing.assert_close(yarn.model.rotary_emb.inv_freq.double(), want_yarn, rtol=1e-6, atol=1e-9)
+    assert abs(yarn.model.rotary_emb.attention_scaling - factor) < 1e-9
+    torch.testing.assert_close(linear.model.rotary_emb.inv_freq.double(), scaling.linear(head_dim, 10000.0, 4.0)[0],
+                               rtol=1e-6, atol=1e-9)
+    ids = torch.tensor([TOK.encode("The grass is green. The sky is blue. Here we go.")])
+    assert not torch.allclose(plain(ids).logits, linear(ids).logits)  # same weights, other rotation
+
+
+class _WordTok:
+    """A transformers-like tokenizer around the RULER-lite one (no download in tests)."""
+
+    pad_token_id, eos_token_id = TOK.pad_id, TOK.eos_id
+
+    def __call__(self, text, add_special_tokens=True, return_tensors=None):
+        ids = TOK.encode(text)
+        if return_tensors == "pt":
+            return _Enc({"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)})
+        return {"input_ids": ids}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return TOK.decode(ids.tolist())
+
+
+class _Enc(dict):
+    def to(self, device):
+        return _Enc({k: v.to(device) for k, v in self.items()})
+
+
+def test_hf_adapter_runs_the_sweep():
+    model = _tiny_llama(scaling.RopeScaling("yarn", 2.0, original_max_len=128))
+    hf = P.HFModel(model, _WordTok())
+    assert hf.count("The grass is green.") == 5
+    out = P.evaluate(hf, {"niah_single_1": {"value_len": 3}}, [96], samples=2, seed=0)
+    assert 0.0 <= out["average"][96] <= 1.0
