@@ -13,12 +13,13 @@ help:
 	@echo "make test     unit tests + nbval over every notebook (reduced profile) + browser test"
 	@echo "make lab      open JupyterLab on notebooks/"
 	@echo "make student  write a student copy (no outputs, no solutions) to build/student/"
+	@echo "make test-unit / test-notebooks / test-browser   one part of make test"
 	@echo "make bench    run the benchmarks (print measured ratios)"
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,hf]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -28,8 +29,20 @@ run: install
 	$(PY) tools/run_notebooks.py $(or $(NB),notebooks)
 
 test: install
+	sh tools/ensure_browser.sh
 	CI=$${CI:-1} $(PY) -m pytest -q -p no:cacheprovider tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval.cfg
+
+test-unit: install
+	CI=$${CI:-1} $(PY) -m pytest -q -p no:cacheprovider tests -m "not browser"
+
+test-notebooks: install
+	CI=$${CI:-1} $(PY) -m pytest -q -p no:cacheprovider notebooks \
+	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval.cfg
+
+test-browser: install
+	sh tools/ensure_browser.sh
+	CI=$${CI:-1} $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py -s
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -39,6 +52,7 @@ student: install
 
 bench: install
 	$(PY) benchmarks/rope.py
+	$(PY) benchmarks/dilated.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -31,20 +31,11 @@ AttentionFn = Callable[[Tensor, Tensor, Tensor, bool], Tensor]
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> Tensor:
-    """RoPE with cached cos/sin: lclib.rope.apply_rope_cached, or its autograd twin when training.
+    """RoPE with cached cos/sin (lclib.rope.apply_rope_cached; differentiable when training).
 
-    apply_rope_cached writes into a preallocated output (out=), which autograd refuses; when a
-    gradient is needed the same rotation (RoFormer, Eq. 13 per pair) is built from differentiable
-    ops. tests/test_model.py asserts that the two agree. Shapes: x (B, nh, T, hs); cos, sin (T, hs/2).
+    Shapes: x (B, nh, T, hs); cos, sin (T, hs/2).
     """
-    if not (torch.is_grad_enabled() and x.requires_grad):
-        return rope.apply_rope_cached(x, cos, sin, layout)
-    half = x.shape[-1] // 2
-    if layout == "half":
-        x1, x2 = x[..., :half], x[..., half:]  # pair i is (i, i + d/2)
-        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-    x1, x2 = x[..., 0::2], x[..., 1::2]  # pair i is (2i, 2i + 1)
-    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+    return rope.apply_rope_cached(x, cos, sin, layout)
 
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:

@@ -83,7 +83,8 @@ def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half",
 
     Writes each half of the output in place of a fresh tensor (two multiplies, two fused
     multiply-adds) instead of building rotate_half(x) and full-width cos/sin copies. out, if
-    given, is a preallocated tensor like x to write into (it must not be x itself).
+    given, is a preallocated tensor like x to write into (it must not be x itself). When a gradient
+    is needed (training), the same rotation is built from differentiable ops instead.
     Shapes: x (..., seq_len, head_dim); cos, sin (seq_len, head_dim // 2); returns like x.
     """
     _check_layout(layout)
@@ -97,6 +98,14 @@ def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half",
         x1, x2 = x[..., :half], x[..., half:]  # pair i is (i, i + d/2)
     else:
         x1, x2 = x[..., 0::2], x[..., 1::2]  # pair i is (2i, 2i + 1)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, cos, sin)):
+        # Autograd refuses out= writes: build the same rotation from differentiable ops (training).
+        if out is not None:
+            raise ValueError("out must be None when a gradient is needed (autograd cannot track out= writes)")
+        r1, r2 = x1 * cos - x2 * sin, x1 * sin + x2 * cos
+        if layout == "half":
+            return torch.cat([r1, r2], dim=-1)
+        return torch.stack([r1, r2], dim=-1).flatten(-2)
     if out is None:
         out = torch.empty_like(x)
     elif out.shape != x.shape or out.data_ptr() == x.data_ptr():

@@ -168,3 +168,35 @@ def test_bad_types():
         rope.inv_freq(64.0)
     with pytest.raises(TypeError, match="x"):
         rope.apply_rope([1.0, 2.0], torch.arange(1), rope.inv_freq(2))
+
+
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+def test_apply_rope_cached_is_differentiable_and_matches_apply_rope(layout):
+    """Training goes through apply_rope_cached: its gradient must equal that of the plain formula."""
+    torch.manual_seed(0)
+    positions, freqs = torch.arange(6), rope.inv_freq(8)
+    cos, sin = rope.rope_cos_sin(positions, freqs)  # (6, 4)
+    x = torch.randn(2, 6, 8, requires_grad=True)
+    weights = torch.randn(2, 6, 8)
+    (rope.apply_rope_cached(x, cos, sin, layout) * weights).sum().backward()
+    grad_cached = x.grad.clone()
+    x.grad = None
+    (rope.apply_rope(x, positions, freqs, layout) * weights).sum().backward()
+    torch.testing.assert_close(grad_cached, x.grad)
+    with pytest.raises(ValueError, match="out"):
+        rope.apply_rope_cached(x, cos, sin, layout, out=torch.empty(2, 6, 8))
+
+
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+def test_apply_rope_cached_equals_apply_rope_with_and_without_out(layout):
+    torch.manual_seed(1)
+    positions, freqs = torch.arange(7), rope.inv_freq(16, 500.0)
+    cos, sin = rope.rope_cos_sin(positions, freqs)  # (7, 8)
+    x = torch.randn(3, 7, 16)
+    want = rope.apply_rope(x, positions, freqs, layout)
+    torch.testing.assert_close(rope.apply_rope_cached(x, cos, sin, layout), want)
+    out = torch.empty_like(x)
+    assert rope.apply_rope_cached(x, cos, sin, layout, out=out) is out
+    torch.testing.assert_close(out, want)
+    with pytest.raises(ValueError, match="out"):
+        rope.apply_rope_cached(x, cos, sin, layout, out=x)
