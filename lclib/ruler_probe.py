@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import ruler, ruler_metrics
+from .scaling import METHODS
 from .ruler_words import default_tokenizer
 
 
@@ -208,16 +209,19 @@ def scaling_for(method: str, scale: float, original_max_len: int) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lclib.ruler_probe --checkpoint PATH --method yarn --scale 4 --lengths 160,320 --json``."""
+    """``python -m lclib.probes ruler --checkpoint PATH --method yarn --scale 4 --lengths 160,320 --json``.
+
+    (``python -m lclib.ruler_probe ...`` takes the same options.)
+    """
     import argparse
     import json
 
     from .train import load, read_metadata
 
-    p = argparse.ArgumentParser(prog="python -m lclib.ruler_probe", description="RULER-lite on a lab checkpoint.")
+    p = argparse.ArgumentParser(prog="python -m lclib.probes ruler", description="RULER-lite on a lab checkpoint.")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--method", default=None,
-                   help="none, linear, ntk, dynamic_ntk, yarn, llama3 (default: the checkpoint's own setting)")
+    p.add_argument("--method", default=None, choices=METHODS,
+                   help="RoPE scaling applied without training (default: the checkpoint's own setting)")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--original-max-len", type=int, default=None, help="L (default: the checkpoint's training length)")
     p.add_argument("--lengths", default="160,320,640,1280")

@@ -68,8 +68,12 @@ def train(
     eval_every: int = 0,
     progress: bool = True,
     desc: str = "train",
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[GPT, dict]:
     """Train a fresh GPT(model_config) on task; return (model in eval mode, history).
+
+    init_state, a state_dict of a model with the same config, starts from those weights instead of
+    a fresh initialisation (a fine-tune: new optimizer, new warm-up and schedule).
 
     eval_fn(model, step) is called (in eval mode, under no_grad) every eval_every steps and at the
     end; its dicts are collected in history["evals"] as (step, result). history also holds
@@ -82,7 +86,10 @@ def train(
                          f"got {model_config.vocab_size}")
     dev = torch.device(device) if device is not None else repro.device()
     repro.seed_everything(cfg.seed)
-    model = GPT(model_config).to(dev)
+    model = GPT(model_config)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(dev)
     gen = torch.Generator().manual_seed(cfg.seed)  # data stream, on the CPU whatever the device
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,3 +108,21 @@ def test_cli_position_sweep_json(tmp_path):
     assert len(data["exact"]) == len(data["logprob"]) == len(data["exact_lo"]) == 5
     direct = probes.position_sweep(model.eval(), KVTask(n_pairs=1, key_symbols=8), 5, samples=4, seed=1)
     assert data["logprob"] == pytest.approx(direct["logprob"].tolist(), abs=1e-4)
+
+
+def test_cli_ruler_json_on_shipped_checkpoint():
+    """The issue's command: python -m lclib.probes ruler ... --json prints scores per task and length."""
+    ckpt = Path(__file__).resolve().parents[1] / "weights" / "effective_context" / "base"
+    out = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "yarn",
+                          "--scale", "4", "--lengths", "160,320", "--samples", "2", "--seed", "0",
+                          "--tasks", "niah_single_1,vt", "--json"],
+                         capture_output=True, text=True, check=True, timeout=300)
+    data = json.loads(out.stdout)
+    assert data["method"] == "yarn" and data["scale"] == 4.0
+    assert set(data["scores"]) == {"niah_single_1", "vt"}
+    assert set(data["average"]) == {"160", "320"}
+    assert all(0.0 <= v <= 1.0 for task in data["scores"].values() for v in task.values())
+    assert data["effective_length"] in (None, 160, 320)
+    with pytest.raises(subprocess.CalledProcessError):
+        subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
+                        "--lengths", "160", "--samples", "1"], capture_output=True, text=True, check=True, timeout=300)

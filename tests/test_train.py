@@ -105,3 +105,20 @@ def test_validation():
         train(tiny_config(vocab_size=10), TASK, TrainConfig(steps=1), device="cpu", progress=False)
     with pytest.raises(ValueError, match="steps"):
         train(tiny_config(), TASK, TrainConfig(steps=0), device="cpu", progress=False)
+
+
+def test_init_state_starts_from_given_weights_and_leaves_them_untouched():
+    cfg = TrainConfig(steps=3, batch_size=4, warmup=1)
+    base, _ = train(tiny_config(), TASK, cfg, device="cpu", progress=False)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    # zero steps of change are impossible (steps >= 1), so compare with a fresh start of the same seed
+    tuned, _ = train(tiny_config(), TASK, TrainConfig(steps=1, batch_size=4, warmup=1, lr=1e-9), device="cpu",
+                     progress=False, init_state=base.state_dict())
+    fresh, _ = train(tiny_config(), TASK, TrainConfig(steps=1, batch_size=4, warmup=1, lr=1e-9), device="cpu",
+                     progress=False)
+    torch.testing.assert_close(tuned.embed.weight, before["embed.weight"], rtol=0, atol=1e-6)
+    assert not torch.allclose(fresh.embed.weight, before["embed.weight"])
+    for name, value in base.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
+    with pytest.raises(RuntimeError):
+        train(tiny_config(d_model=16), TASK, cfg, device="cpu", progress=False, init_state=base.state_dict())
