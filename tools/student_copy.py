@@ -4,7 +4,8 @@
 
 DEST receives notebooks/NN_topic.ipynb (outputs, execution counts and widget state cleared; the
 exercise stubs stay stubs; notebooks/solutions/ and any cell tagged "solution" left out), the
-images their markdown links to, what installs the library the notebooks import (lclib/,
+images their markdown links to, what installs the library the notebooks import and the weights
+notebooks 04 and 05 evaluate (lclib/, weights/,
 pyproject.toml, constraints-cpu.txt, environment.yml) and a README for students. A teacher can zip
 DEST and hand it out, or copy it to a shared JupyterHub. DEST is replaced if it is an earlier
 student copy (it holds a .student-copy marker); any other non-empty folder is refused.
@@ -21,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 MARKER = ".student-copy"
-SUPPORT = ("lclib", "pyproject.toml", "constraints-cpu.txt", "environment.yml")  # relative to the repo root
+SUPPORT = ("lclib", "weights", "pyproject.toml", "constraints-cpu.txt", "environment.yml")  # relative to the repo root
 CELL_METADATA_DROPPED = ("execution", "collapsed", "scrolled", "jupyter")
 LINKED = re.compile(r"""(?:!\[[^\]]*\]\(\s*<?([^)\s>]+)>?|<img[^>]*\bsrc=["']([^"']+)["'])""")
 
