@@ -65,7 +65,8 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     """Exact match and log p(correct value) for a question about each pair position 0 .. n_pairs-1.
 
     Returns a dict of float64 tensors of shape (n_pairs,): "exact" (fraction), "exact_lo",
-    "exact_hi" (95% Wilson), "logprob" (mean), "logprob_ci" (95% half-width), plus "positions"
+    "exact_hi" (95% Wilson), "logprob" (mean), "logprob_ci" (95% half-width), "logprob_miss" (mean
+    log p of the correct value over the misses only, nan where there is none), plus "positions"
     (1-based, as in Liu et al.), "samples", "n_pairs". The same seed gives the same sequences.
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -99,8 +100,12 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     hits = exact.view(n_pairs, samples).sum(1)  # (n,)
     lo, hi = wilson_interval(hits, samples)
     lp_mean, lp_ci = mean_ci(logprob.view(n_pairs, samples), dim=1)
+    miss = ~exact.view(n_pairs, samples)  # (n, S)
+    # how sure the model is of the right value when greedy decoding gets it wrong (nan: no miss)
+    lp_miss = (logprob.view(n_pairs, samples) * miss).sum(1) / miss.sum(1)
     return {"positions": torch.arange(1, n_pairs + 1), "exact": hits.double() / samples, "exact_lo": lo,
-            "exact_hi": hi, "logprob": lp_mean, "logprob_ci": lp_ci, "samples": samples, "n_pairs": n_pairs}
+            "exact_hi": hi, "logprob": lp_mean, "logprob_ci": lp_ci, "logprob_miss": lp_miss,
+            "samples": samples, "n_pairs": n_pairs}
 
 
 def u_shape(acc: Tensor, ends: int = 1) -> dict[str, float]:
@@ -123,7 +128,9 @@ def sweep_to_json(result: dict) -> dict:
     def convert(v: object) -> object:
         if not isinstance(v, Tensor):
             return v
-        return v.tolist() if not v.is_floating_point() else [round(float(x), 5) for x in v]
+        if not v.is_floating_point():
+            return v.tolist()
+        return [None if math.isnan(float(x)) else round(float(x), 5) for x in v]  # JSON has no NaN
 
     return {k: convert(v) for k, v in result.items()}
 

@@ -53,6 +53,10 @@ def test_sweep_sees_positional_failure():
     r = probes.position_sweep(Oracle(task, wrong_from=3), task, 6, samples=8, seed=0)
     assert r["exact"].tolist() == [1, 1, 1, 0, 0, 0]
     assert (r["logprob"][3:] < r["logprob"][:3] - 3).all()  # confidently wrong: low log p(value)
+    assert torch.isnan(r["logprob_miss"][:3]).all()  # no miss, no mean over misses
+    torch.testing.assert_close(r["logprob_miss"][3:], r["logprob"][3:])  # every probe there is a miss
+    data = probes.sweep_to_json(r)
+    assert data["logprob_miss"][:3] == [None, None, None] and json.loads(json.dumps(data)) == data
 
 
 def test_sweep_same_seed_same_result_and_model_mode_kept():

@@ -44,6 +44,8 @@ def run_one(path: Path, fast: bool, timeout: int) -> tuple[str, float]:
         client.execute()
     except CellExecutionError as err:
         status = "FAILED: " + str(err).strip().splitlines()[-1][:200]
+        print(f"--- {path}: the failing cell and its traceback (end) ---", file=sys.stderr)
+        print("\n".join(str(err).strip().splitlines()[-25:]), file=sys.stderr)
     elapsed = time.perf_counter() - start
     if not fast and status == "ok":
         for key in NOISY_NOTEBOOK_KEYS:

@@ -1,17 +1,21 @@
-"""Train the model profile of notebook 04 and write its weights, then print each model's position sweep.
+"""Train the models of notebook 04 and write their weights, training histories and position sweeps.
 
 The recipe: 2 layers, d_model 64, 4 heads, RoPE, PyTorch's default initialisation; 24 pairs,
-questions "Q key v1 v2"; AdamW 3e-3, batch 32, 100 warm-up steps, cosine to zero, 2,000 steps.
-Measured on a 2-core CPU shared with other jobs: about 3 minutes per model with two trained side
-by side on one thread each.
+questions "Q key v1 v2", keys i.i.d. from 32 symbols (so a key may occur more than once);
+AdamW, batch 32, warm-up then cosine to zero.
 
-    skewed_seed{0,1,2}: keys i.i.d. from 32 symbols, smooth U-shaped demand (tau 3, eps 0.25)
-    uniform_ambiguous:  keys i.i.d. from 32 symbols, uniform demand (the remedy)
-    uniform_distinct:   distinct keys from 64 symbols, uniform demand (the evenly trained model)
+    skewed_seed{0,1,2}   from scratch, smooth U-shaped demand (tau 3, eps 0.25): 2,000 steps, lr 3e-3
+    uniform_ft_seed{0,1,2}  skewed_seed{s} fine-tuned on uniform demand (the remedy, in the spirit of
+                         An et al. 2024's information-intensive training): 1,500 steps, lr 3e-3
 
-    python tools/train_lost_in_the_middle.py --out weights/lost_in_the_middle --steps 2000
+    python tools/train_lost_in_the_middle.py --out weights/lost_in_the_middle --seeds 0 1 2
 
-Each model goes to OUT/NAME/ (model.safetensors + config.json with the task and the sweep).
+Each model goes to OUT/NAME/ (model.safetensors + config.json with the task, the training config,
+the history: accuracy by position every --eval-every steps on --eval-samples probes per position,
+and the final sweep on --samples probes). Measured on the 2-core CPU: about 90 s per 2,000 steps
+on an idle core; two seeds side by side on one thread each. Evenly trained from scratch (uniform
+demand, distinct or ambiguous keys) the lab model stayed at chance for 3,000 steps here; the
+skewed demand bootstraps retrieval, and the uniform fine-tune then removes the U.
 """
 
 from __future__ import annotations
@@ -29,38 +33,65 @@ from lclib.tasks import KVTask
 from lclib.train import TrainConfig, save, train
 
 SMOOTH = {"tau": 3.0, "eps": 0.25}
-PROFILE = {
-    "skewed_seed0": (KVTask(n_pairs=24, key_symbols=32, demand="smooth", demand_params=SMOOTH), 0),
-    "skewed_seed1": (KVTask(n_pairs=24, key_symbols=32, demand="smooth", demand_params=SMOOTH), 1),
-    "skewed_seed2": (KVTask(n_pairs=24, key_symbols=32, demand="smooth", demand_params=SMOOTH), 2),
-    "uniform_ambiguous": (KVTask(n_pairs=24, key_symbols=32, demand="uniform"), 0),
-    "uniform_distinct": (KVTask(n_pairs=24, key_symbols=64, distinct_keys=True, demand="uniform"), 0),
-}
+PAIRS, KEY_SYMBOLS = 24, 32
+SKEWED = KVTask(n_pairs=PAIRS, key_symbols=KEY_SYMBOLS, demand="smooth", demand_params=SMOOTH)
+UNIFORM = KVTask(n_pairs=PAIRS, key_symbols=KEY_SYMBOLS, demand="uniform")
+EVAL_SEED = 5  # the history's probe sequences (the final sweep uses 1000 + seed)
+
+
+def skewed_config(steps: int, seed: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=32, lr=3e-3, warmup=min(100, steps), seed=seed)
+
+
+def remedy_config(steps: int, seed: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=32, lr=3e-3, warmup=min(100, steps), seed=100 + seed)
+
+
+def history_fn(samples: int, log: list):
+    """An eval callback recording exact match by position (probed on UNIFORM: every position asked)."""
+    def record(model, step: int) -> dict:
+        exact = probes.position_sweep(model, UNIFORM, PAIRS, samples=samples, seed=EVAL_SEED)["exact"]
+        log.append({"step": step, "exact": [round(float(x), 5) for x in exact]})
+        return {"mean_exact": float(exact.mean())}
+    return record
+
+
+def run(name: str, task: KVTask, tcfg: TrainConfig, args, init_state=None, step_offset: int = 0):
+    mcfg = GPTConfig(vocab_size=task.vocab_size, n_layer=2, n_head=4, d_model=64)
+    log: list = []
+    model, hist = train(mcfg, task, tcfg, desc=name, eval_fn=history_fn(args.eval_samples, log),
+                        eval_every=args.eval_every, init_state=init_state, progress=not args.quiet)
+    for entry in log:
+        entry["step"] += step_offset
+    sweep = probes.position_sweep(model, UNIFORM, PAIRS, samples=args.samples, seed=1000 + tcfg.seed % 100)
+    summary = {k: round(v, 4) for k, v in probes.u_shape(sweep["exact"]).items()}
+    save(model, f"{args.out}/{name}", task=task.to_dict(), train=asdict(tcfg), wall_s=round(hist["wall_s"], 1),
+         history={"eval_samples": args.eval_samples, "eval_seed": EVAL_SEED, "points": log},
+         sweep=probes.sweep_to_json(sweep), summary=summary)
+    print(name, f"{hist['wall_s']:.0f} s", json.dumps(summary), flush=True)
+    print("  exact %:", (sweep["exact"] * 100).round().int().tolist(), flush=True)
+    return model
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="weights/lost_in_the_middle")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--samples", type=int, default=256, help="probe sequences per position")
-    parser.add_argument("--only", nargs="*", default=None, help="names from the profile to train")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=2000, help="skewed training steps")
+    parser.add_argument("--remedy-steps", type=int, default=1500, help="uniform fine-tune steps")
+    parser.add_argument("--samples", type=int, default=256, help="probe sequences per position, final sweep")
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-samples", type=int, default=64, help="probe sequences per position, history")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(repro.banner())
     start = time.perf_counter()
-    for name, (task, seed) in PROFILE.items():
-        if args.only and name not in args.only:
-            continue
-        mcfg = GPTConfig(vocab_size=task.vocab_size, n_layer=2, n_head=4, d_model=64)
-        tcfg = TrainConfig(steps=args.steps, batch_size=32, lr=3e-3, warmup=min(100, args.steps), seed=seed)
-        model, history = train(mcfg, task, tcfg, desc=name)
-        sweep = probes.position_sweep(model, task, 24, samples=args.samples, seed=1000 + seed)
-        summary = probes.u_shape(sweep["exact"])
-        save(model, f"{args.out}/{name}", task=task.to_dict(), train=asdict(tcfg), wall_s=round(history["wall_s"], 1),
-             sweep=probes.sweep_to_json(sweep), summary={k: round(v, 4) for k, v in summary.items()})
-        print(name, f"{history['wall_s']:.0f} s", json.dumps({k: round(v, 3) for k, v in summary.items()}))
-        print("  exact %:", (sweep["exact"] * 100).round().int().tolist())
+    for seed in args.seeds:
+        skewed = run(f"skewed_seed{seed}", SKEWED, skewed_config(args.steps, seed), args)
+        run(f"uniform_ft_seed{seed}", UNIFORM, remedy_config(args.remedy_steps, seed), args,
+            init_state=skewed.state_dict(), step_offset=args.steps)
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
 
