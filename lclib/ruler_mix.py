@@ -78,31 +78,20 @@ class RulerMixture:
 
 def finetune(model, scaling, mix: RulerMixture, cfg, on_step=None) -> tuple:
     """Continue training a lab GPT under a RoPE scaling (a short fine-tune at the new length, as PI and
-    YaRN do); the loop of `lclib.train.train` (AdamW, warm-up then cosine, clipping) on given weights."""
+    YaRN do), with the step loop of `lclib.train` (warm-up then cosine, clipping); AdamW decays every
+    parameter here. on_step(steps done, model, history) runs after each step."""
     import time
 
     from .ruler_probe import set_rope_scaling
-    from .train import answer_loss, lr_at
+    from .train import run_steps
 
     torch.manual_seed(cfg.seed)
     model = set_rope_scaling(model, scaling).train()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    dev = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
     history: dict = {"loss": []}
     start = time.perf_counter()
-    for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = {k: v.to(dev) for k, v in mix.sample(cfg.batch_size, gen).items()}
-        loss = answer_loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        history["loss"].append(loss.item())
-        if on_step is not None:
-            on_step(step + 1, model, history)
+    run_steps(model, opt, mix.sample, cfg, history["loss"],
+              None if on_step is None else lambda done: on_step(done, model, history))
     history["wall_s"] = time.perf_counter() - start
     return model.eval(), history
 

@@ -142,12 +142,16 @@ def yarn_correction_range(
     return max(low, 0), min(high, head_dim - 1)
 
 
+def _check_above(high_name: str, high: float, low_name: str, low: float, why: str = "") -> None:
+    """Both positive numbers, and high > low; else a ValueError naming both arguments."""
+    _check_positive(low_name, low)
+    _check_positive(high_name, high)
+    if not high > low:
+        raise ValueError(f"{high_name} must be > {low_name}{why}, got {high_name}={high}, {low_name}={low}")
+
+
 def _check_betas(beta_fast: float, beta_slow: float) -> None:
-    _check_positive("beta_slow", beta_slow)
-    _check_positive("beta_fast", beta_fast)
-    if not beta_fast > beta_slow:
-        raise ValueError(f"beta_fast must be > beta_slow (turns in L: fast pairs make more), got beta_fast={beta_fast}, "
-                         f"beta_slow={beta_slow}")
+    _check_above("beta_fast", beta_fast, "beta_slow", beta_slow, " (turns in L: fast pairs make more)")
 
 
 def yarn_ramp(
@@ -214,11 +218,7 @@ def llama3(
 
 
 def _check_freq_factors(low_freq_factor: float, high_freq_factor: float) -> None:
-    _check_positive("low_freq_factor", low_freq_factor)
-    _check_positive("high_freq_factor", high_freq_factor)
-    if not high_freq_factor > low_freq_factor:
-        raise ValueError(f"high_freq_factor must be > low_freq_factor, got high_freq_factor={high_freq_factor}, "
-                         f"low_freq_factor={low_freq_factor}")
+    _check_above("high_freq_factor", high_freq_factor, "low_freq_factor", low_freq_factor)
 
 
 # --- one value a model can carry -----------------------------------------------------------------

@@ -90,7 +90,6 @@ def train(
     if init_state is not None:
         model.load_state_dict(init_state)
     model = model.to(dev)
-    gen = torch.Generator().manual_seed(cfg.seed)  # data stream, on the CPU whatever the device
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -103,25 +102,51 @@ def train(
             history["evals"].append((step, eval_fn(model, step)))
         model.train()
 
+    def after_step(done: int) -> None:
+        if eval_fn is not None and eval_every and done % eval_every == 0 and done < cfg.steps:
+            run_eval(done)
+
     start = time.perf_counter()
-    model.train()
-    for step in tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0):
-        if eval_fn is not None and eval_every and step % eval_every == 0 and step:
-            run_eval(step)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = {k: v.to(dev) for k, v in task.sample(cfg.batch_size, gen).items()}
-        loss = answer_loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        history["loss"].append(loss.item())
+    run_steps(model, opt, task.sample, cfg, history["loss"], after_step, progress=progress, desc=desc)
     if eval_fn is not None:
         run_eval(cfg.steps)
     history["wall_s"] = time.perf_counter() - start
     model.eval()
     return model, history
+
+
+def run_steps(
+    model: GPT,
+    opt: torch.optim.Optimizer,
+    sample: Callable[[int, torch.Generator], dict[str, torch.Tensor]],
+    cfg: TrainConfig,
+    losses: list[float],
+    after_step: Callable[[int], None] | None = None,
+    *,
+    progress: bool = False,
+    desc: str = "train",
+) -> None:
+    """The optimisation loop shared by training and fine-tuning: cfg.steps steps of answer loss.
+
+    Each step sets the scheduled learning rate, draws sample(cfg.batch_size, gen) from a generator
+    seeded with cfg.seed (on the CPU whatever the device), clips the gradient norm, steps opt and
+    appends the loss to losses; after_step(steps done) runs after each step.
+    """
+    gen = torch.Generator().manual_seed(cfg.seed)
+    dev = next(model.parameters()).device
+    model.train()
+    for step in tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = {k: v.to(dev) for k, v in sample(cfg.batch_size, gen).items()}
+        loss = answer_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        if after_step is not None:
+            after_step(step + 1)
 
 
 def _scaling_to_json(scaling: object) -> dict | None:
