@@ -173,6 +173,8 @@ def check_dynamic_ntk(fn: Callable[..., torch.Tensor]) -> str:
         raise CheckFailed(f"at seq_len={seq_len} expected alpha = s * seq_len / L - (s - 1) = {alpha:g} and "
                           "base' = base * alpha^(d/(d-2)).")
     return "plain RoPE up to L, then the base grows with the length: alpha = s^2 - s + 1 at s*L."
+
+
 # --- notebook 03: LongNet dilated attention -------------------------------------------------------
 
 @checker
@@ -251,6 +253,8 @@ def check_one_pattern_attention(fn: Callable[..., torch.Tensor]) -> str:
         raise CheckFailed(f"w={w}, r={r}: kept rows differ. Gather x.view(n // w, w, d)[:, ::r], run softmax attention "
                           "inside each segment's block, and scatter the rows back to positions s*w + j*r.")
     return "your gather / attend / scatter matches lclib.dilated for one pattern."
+
+
 # --- notebook 04: lost in the middle ------------------------------------------------------------
 
 @checker
