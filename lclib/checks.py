@@ -312,7 +312,7 @@ def check_wilson(fn: Callable[[int, int], tuple[float, float]]) -> str:
 
 # --- notebook 05: effective context (RULER-lite) -------------------------------------------------
 
-from . import ruler, ruler_metrics  # noqa: E402  (kept with its section so the sections merge independently)
+from .ruler import metrics as ruler_metrics, tasks as ruler  # noqa: E402  (kept with its section)
 
 
 @checker

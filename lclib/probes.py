@@ -9,7 +9,7 @@ relevant document; (b) shows whether a miss is a confident wrong answer or a shr
 Command line (prints the per-position results as JSON with --json):
     python -m lclib.probes position-sweep --checkpoint weights/lost_in_the_middle/skewed_seed0 \
         --pairs 24 --samples 256 --seed 0 --json
-and the RULER-lite measurement of notebook 05 (lclib.ruler_probe; scores per task and length, and
+and the RULER-lite measurement of notebook 05 (lclib.ruler.evaluate; scores per task and length, and
 the effective length):
     python -m lclib.probes ruler --checkpoint weights/effective_context/base --method yarn --scale 4 \
         --lengths 160,320,640 --samples 50 --seed 0 --json
@@ -150,9 +150,9 @@ def _task_from_metadata(meta: dict, key_symbols: int | None, distinct: bool | No
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["ruler"]:  # its options live with the RULER-lite code
-        from . import ruler_probe
+        from .ruler import evaluate as ruler_evaluate
 
-        return ruler_probe.main(argv[1:])
+        return ruler_evaluate.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lclib.probes", description="Probes of a trained lab model.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("ruler", add_help=False,

@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from lclib import ruler, ruler_metrics as M, ruler_words as W
-from lclib.tokenizer import WordTokenizer
+from lclib.ruler import metrics as M, tasks as ruler, words as W
+from lclib.ruler.tokenizer import WordTokenizer
 
 TOK = W.default_tokenizer()
 

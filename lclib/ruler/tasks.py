@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
-from . import ruler_words as W
+from . import words as W
 from .tokenizer import WordTokenizer
 
 
@@ -168,7 +168,7 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
         depths[0] = depth
     order = sorted(range(len(needles)), key=lambda i: (depths[i], i))  # order of appearance
     asked = keys[:num_queries]
-    answers = [values[i] for k in range(num_queries) for i in order if owners[i] == k]
+    answers = [values[i] for i in order if owners[i] < num_queries]  # in order of appearance
     query = asked[0] if num_queries == 1 else ", ".join(asked[:-1]) + ", and " + asked[-1]
     hay_rng = random.Random(seed + 7919)
     if haystack == "needle":

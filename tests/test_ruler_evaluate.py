@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from lclib import ruler_probe as P, scaling
+from lclib import scaling
+from lclib.ruler import evaluate as P
 from lclib.model import GPT, GPTConfig
-from lclib.ruler_words import default_tokenizer
+from lclib.ruler.words import default_tokenizer
 
 TOK = default_tokenizer()
 

@@ -22,9 +22,9 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from . import ruler, ruler_metrics
-from .scaling import METHODS
-from .ruler_words import default_tokenizer
+from . import metrics as ruler_metrics, tasks as ruler
+from ..scaling import METHODS
+from .words import default_tokenizer
 
 
 @runtime_checkable
@@ -201,7 +201,7 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
 
 def scaling_for(method: str, scale: float, original_max_len: int) -> Any:
     """An `lclib.scaling.RopeScaling` for a method name ("none" gives None: plain RoPE)."""
-    from .scaling import RopeScaling
+    from ..scaling import RopeScaling
 
     if method == "none":
         return None
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from .train import load, read_metadata
+    from ..train import load, read_metadata
 
     p = argparse.ArgumentParser(prog="python -m lclib.probes ruler", description="RULER-lite on a lab checkpoint.")
     p.add_argument("--checkpoint", required=True)

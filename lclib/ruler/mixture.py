@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from . import ruler
-from .ruler_words import default_tokenizer
+from . import tasks as ruler
+from .words import default_tokenizer
 
 IGNORE = -100  # the target value F.cross_entropy skips (as lclib.tasks.IGNORE)
 
@@ -82,8 +82,8 @@ def finetune(model, scaling, mix: RulerMixture, cfg, on_step=None) -> tuple:
     parameter here. on_step(steps done, model, history) runs after each step."""
     import time
 
-    from .ruler_probe import set_rope_scaling
-    from .train import run_steps
+    from .evaluate import set_rope_scaling
+    from ..train import run_steps
 
     torch.manual_seed(cfg.seed)
     model = set_rope_scaling(model, scaling).train()
@@ -97,9 +97,9 @@ def finetune(model, scaling, mix: RulerMixture, cfg, on_step=None) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .model import GPTConfig
-    from .scaling import RopeScaling
-    from .train import TrainConfig, load, save, train
+    from ..model import GPTConfig
+    from ..scaling import RopeScaling
+    from ..train import TrainConfig, load, save, train
 
     p = argparse.ArgumentParser(prog="python -m lclib.ruler_mix", description="Train the lab model on RULER-lite.")
     p.add_argument("--out", required=True)

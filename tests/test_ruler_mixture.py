@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from lclib import ruler_mix, ruler_probe, scaling
+from lclib import scaling
+from lclib.ruler import evaluate as ruler_probe, mixture as ruler_mix
 from lclib.model import GPTConfig
 from lclib.train import TrainConfig, load, save, train
 
