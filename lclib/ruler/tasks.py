@@ -182,7 +182,10 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
         units = _noise(hay_rng) if haystack == "noise" else _essay(hay_rng)
     meta = dict(depth=depth, keys=keys, haystack=haystack, value_kind=value_kind)
     topup = _noise(hay_rng) if haystack == "needle" else units  # noise, never half a needle, fills the end
-    return _build(tok, task, W.TEMPLATES["niah"], dict(type_v=value_kind, query=query), length, units,
+    singular = num_queries * num_values == 1  # RULER's singular wording ("A special magic number is ...")
+    template = W.singular_niah_template() if singular else W.TEMPLATES["niah"]
+    fmt = dict(type_v=value_kind, type_v_singular=value_kind[:-1], query=query)
+    return _build(tok, task, template, fmt, length, units,
                   needles, depths, " ", topup, answers, meta)
 
 

@@ -53,6 +53,19 @@ TEMPLATES = {
     ),
 }
 
+def singular_niah_template() -> tuple[str, str]:
+    """RULER's niah template when one value of one key is asked (num_queries * num_values == 1).
+
+    RULER (scripts/data/synthetic/niah.py) rewrites the whole template: "Some" -> "A", "are all" -> "is",
+    "are" -> "is", "answers" -> "answer", and the value type loses its plural "s" ("numbers" -> "number").
+    The needles themselves keep the plural ("One of the special magic numbers for ...").
+    """
+    def one(text: str) -> str:
+        text = text.replace("Some", "A").replace("are all", "is").replace("are", "is").replace("answers", "answer")
+        return text.replace("{type_v}", "{type_v_singular}")
+    return one(TEMPLATES["niah"][0]), one(TEMPLATES["niah"][1])
+
+
 # Needle keys and word values (RULER draws English words; ours are fixed lists, one token each).
 KEY_WORDS = tuple("""apple anchor badger banjo barrel beacon bishop blossom bucket cactus candle canyon
 carpet castle cello cherry cobalt comet copper cricket dagger dolphin dragon falcon feather fiddle

@@ -1,0 +1,39 @@
+"""The lab's named configuration of RULER's needle tasks generates exactly what the shipped models saw.
+
+The models in weights/effective_context were trained and are measured on these samples; a change to a
+generator's defaults must not move them (the lab names every parameter). The digests pin the text of
+15 samples per task (three lengths, five seeds, fixed and random depths).
+"""
+
+import hashlib
+
+import pytest
+
+from lclib.ruler import mixture, tasks
+
+DIGESTS = {"niah_single_1": "197990be35d24aae", "niah_multikey_1": "c427f224784c586d",
+           "niah_multivalue": "5b582cb4c9946ef9", "niah_multiquery": "60558fd3f8862f04"}
+
+
+@pytest.mark.parametrize("task", sorted(DIGESTS))
+def test_lab_samples_are_unchanged(task):
+    h = hashlib.sha256()
+    for n in (144, 256, 1024):
+        for seed in range(5):
+            s = tasks.make_sample(task, n, seed, depth=None if seed % 2 else 0.3, **mixture.LAB_TASKS[task])
+            h.update((s.prompt + "|" + s.completion + "|" + ",".join(s.answers)).encode())
+    assert h.hexdigest()[:16] == DIGESTS[task]
+
+
+def test_lab_config_names_every_needle_parameter():
+    for task, params in mixture.LAB_TASKS.items():
+        assert {"haystack", "key_kind", "value_kind", "value_len", "num_keys", "num_values", "num_queries"} <= set(params), task
+
+
+def test_single_needle_prompts_use_rulers_singular_wording():
+    s = tasks.make_sample("niah_single_1", 200, 0, **mixture.LAB_TASKS["niah_single_1"])
+    assert s.prompt.startswith("A special magic number is hidden within the following text.")
+    assert s.prompt.endswith("mentioned in the provided text is")
+    assert "One of the special magic numbers for" in s.prompt  # the needle keeps RULER's plural
+    m = tasks.make_sample("niah_multivalue", 200, 0, **mixture.LAB_TASKS["niah_multivalue"])
+    assert m.prompt.startswith("Some special magic numbers are hidden") and m.prompt.endswith("text are")
