@@ -15,6 +15,7 @@ Two things are pluggable because later notebooks swap them:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,8 @@ class GPTConfig:
         if self.rope_scaling is not None and not callable(getattr(self.rope_scaling, "frequencies", None)):
             raise TypeError("rope_scaling must be None or have a method frequencies(head_dim, base, seq_len), "
                             f"got {type(self.rope_scaling).__name__}")
+        if getattr(self.rope_scaling, "method", None) == "none":
+            self.rope_scaling = None  # one representation of plain RoPE: None
 
     @property
     def head_dim(self) -> int:
@@ -149,6 +152,16 @@ class GPT(nn.Module):
         for block in self.blocks:
             block.attn.attention_fn = attention_fn or sdpa_attention
 
+    def set_rope_scaling(self, scaling: Any) -> GPT:
+        """Read positions under another RoPE scaling from now on (no weight changes); returns self.
+
+        scaling: None (plain RoPE) or an object with frequencies(head_dim, base, seq_len), such as
+        ``lclib.scaling.RopeScaling``. The cached cos/sin tables are dropped.
+        """
+        self.config = dataclasses.replace(self.config, rope_scaling=scaling)  # validated by GPTConfig
+        self._rope_cache = {}
+        return self
+
     def rope_frequencies(self, seq_len: int) -> tuple[Tensor, float]:
         """inv_freq (head_dim // 2,) float64 and attention_factor for this sequence length."""
         c = self.config
@@ -157,35 +170,39 @@ class GPT(nn.Module):
         freqs, factor = c.rope_scaling.frequencies(c.head_dim, c.rope_base, seq_len)
         return torch.as_tensor(freqs, dtype=torch.float64), float(factor)
 
-    def rope_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """cos, sin (seq_len, head_dim // 2) for these positions; seq_len = max position + 1.
+    def rope_cos_sin(self, positions: Tensor, dtype: torch.dtype, rope_len: int | None = None) -> tuple[Tensor, Tensor]:
+        """cos, sin (len(positions), head_dim // 2) for these positions.
 
-        Recomputed per length because a scaling method (dynamic NTK, YaRN) may depend on it.
+        rope_len is the sequence length the scaling is computed for (only dynamic NTK depends on it);
+        default: the number of positions up to the last one, max position + 1.
         """
-        seq_len = int(positions.max()) + 1 if positions.numel() else 0
+        seq_len = rope_len if rope_len is not None else (int(positions.max()) + 1 if positions.numel() else 1)
         freqs, factor = self.rope_frequencies(seq_len)
         return rope.rope_cos_sin(positions, freqs.to(positions.device), factor, dtype)
 
-    def forward(self, tokens: Tensor, positions: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, positions: Tensor | None = None, rope_len: int | None = None) -> Tensor:
         """Logits for every position. tokens (B, T) long; positions (T,) optional (default 0..T-1).
 
-        Returns (B, T, vocab_size).
+        rope_len: the length a length-dependent scaling (dynamic NTK) is computed for; default
+        max position + 1 (the whole sequence, as when every token is fed anew). Returns (B, T, vocab_size).
         """
-        if tokens.dim() != 2:
-            raise ValueError(f"tokens must have shape (batch, seq_len), got {tuple(tokens.shape)}")
+        if not isinstance(tokens, Tensor) or tokens.dim() != 2:
+            raise ValueError(f"tokens must be a tensor of shape (batch, seq_len), got {getattr(tokens, 'shape', type(tokens))}")
+        if rope_len is not None and (isinstance(rope_len, bool) or not isinstance(rope_len, int) or rope_len < 1):
+            raise ValueError(f"rope_len must be a positive int or None, got {rope_len!r}")
         B, T = tokens.shape
         cos = sin = None
         if self.config.pos_encoding == "rope":
             dtype = self.embed.weight.dtype
-            if positions is None:  # the usual case, 0..T-1: cached per (T, device, dtype)
-                key = (T, tokens.device, dtype)
+            if positions is None:  # the usual case, 0..T-1: cached per (T, rope_len, device, dtype)
+                key = (T, rope_len, tokens.device, dtype)
                 if key not in self._rope_cache:
-                    self._rope_cache[key] = self.rope_cos_sin(torch.arange(T, device=tokens.device), dtype)
+                    self._rope_cache[key] = self.rope_cos_sin(torch.arange(T, device=tokens.device), dtype, rope_len)
                 cos, sin = self._rope_cache[key]  # (T, hs/2) each
             elif positions.shape != (T,):
                 raise ValueError(f"positions must have shape (seq_len,) = ({T},), got {tuple(positions.shape)}")
             else:
-                cos, sin = self.rope_cos_sin(positions.to(tokens.device), dtype)  # (T, hs/2) each
+                cos, sin = self.rope_cos_sin(positions.to(tokens.device), dtype, rope_len)  # (T, hs/2) each
         x = self.embed(tokens)  # (B, T, C)
         for block in self.blocks:
             x = block(x, cos, sin)  # (B, T, C)

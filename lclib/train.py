@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
+import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -149,46 +150,92 @@ def run_steps(
             after_step(step + 1)
 
 
-def _scaling_to_json(scaling: object) -> dict | None:
-    if scaling is None:
-        return None
-    if not dataclasses.is_dataclass(scaling):
-        raise TypeError(f"rope_scaling must be a dataclass to be saved, got {type(scaling).__name__}")
-    return {"class": f"{type(scaling).__module__}.{type(scaling).__qualname__}", "params": asdict(scaling)}
+CHECKPOINT_FORMAT = 2  # config.json holds data only: the model config, RoPE scaling as a dict, the weights' SHA-256
 
 
-def _scaling_from_json(data: dict | None) -> object:
-    if data is None:
-        return None
-    module, _, name = data["class"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(**data["params"])
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save(model: GPT, path: str | Path, **metadata: object) -> Path:
-    """Write path/model.safetensors and path/config.json (model config plus metadata); return path."""
+    """Write path/model.safetensors and path/config.json (model config plus metadata); return path.
+
+    RoPE scaling is stored as data (``RopeScaling.to_dict``), with the weights' SHA-256. Each file is
+    written beside its final name and renamed into place, the config last, so a failed save never leaves
+    new weights beside an old config.
+    """
+    from .scaling import RopeScaling
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    scaling = model.config.rope_scaling
+    if scaling is not None and not isinstance(scaling, RopeScaling):
+        raise TypeError(f"model.config.rope_scaling must be None or a RopeScaling to be saved, got {type(scaling).__name__}")
     config = asdict(model.config)
-    config["rope_scaling"] = _scaling_to_json(model.config.rope_scaling)
+    config["rope_scaling"] = None if scaling is None else scaling.to_dict()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "head.weight"
              or not model.config.tie_embeddings}
-    save_file(state, str(path / "model.safetensors"))
-    (path / "config.json").write_text(json.dumps({"model": config, **metadata}, indent=1, sort_keys=True) + "\n")
+    weights_tmp, config_tmp = path / "model.safetensors.tmp", path / "config.json.tmp"
+    save_file(state, str(weights_tmp))
+    data = {"format": CHECKPOINT_FORMAT, "model": config, "weights_sha256": _sha256(weights_tmp), **metadata}
+    config_tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(weights_tmp, path / "model.safetensors")
+    os.replace(config_tmp, path / "config.json")
     return path
 
 
+def _model_config(data: dict) -> GPTConfig:
+    """GPTConfig from a config.json's "model" entry; RoPE scaling rebuilt as data, never imported."""
+    from .scaling import RopeScaling
+
+    config = dict(data)
+    scaling = config.get("rope_scaling")
+    if isinstance(scaling, dict) and "class" in scaling:
+        raise ValueError("config.json names a class for rope_scaling (an old checkpoint format); loading never imports "
+                         "code from a file: re-save the checkpoint with this version of lclib")
+    if scaling is not None and not isinstance(scaling, dict):
+        raise ValueError(f"config.json rope_scaling must be null or a dict, got {type(scaling).__name__}")
+    config["rope_scaling"] = None if scaling is None else RopeScaling.from_dict(scaling)
+    fields = {f.name for f in dataclasses.fields(GPTConfig)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise ValueError(f"config.json model has unknown fields {unknown}; expected some of {sorted(fields)}")
+    return GPTConfig(**config)
+
+
 def load(path: str | Path, device: torch.device | str = "cpu") -> GPT:
-    """Read a model written by save() (a folder with model.safetensors and config.json), in eval mode."""
+    """Read a model written by save() (a folder with model.safetensors and config.json), in eval mode.
+
+    Nothing named in the files is imported or called; the weights' SHA-256 is checked when stored, and
+    the config against the tensors' shapes (a ValueError names what disagrees).
+    """
     path = Path(path)
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"path must be a folder with config.json and model.safetensors, got {path}")
     data = json.loads((path / "config.json").read_text())
-    config = dict(data["model"])
-    config["rope_scaling"] = _scaling_from_json(config.get("rope_scaling"))
-    model = GPT(GPTConfig(**config))
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ValueError(f"{path / 'config.json'} has no 'model' entry: not a checkpoint written by lclib.train.save")
+    want = data.get("weights_sha256")
+    if want is not None and _sha256(path / "model.safetensors") != want:
+        raise ValueError(f"{path / 'model.safetensors'} does not match the SHA-256 stored in config.json "
+                         "(corrupted or replaced weights)")
+    model = GPT(_model_config(data["model"]))
     state = load_file(str(path / "model.safetensors"))
     if model.config.tie_embeddings:
         state["head.weight"] = state["embed.weight"]
+    expected = model.state_dict()
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or extra:
+        raise ValueError(f"weights and config.json disagree (n_layer, tie_embeddings?): missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}")
+    for name, tensor in expected.items():
+        if state[name].shape != tensor.shape:
+            raise ValueError(f"weights and config.json disagree at {name}: stored {tuple(state[name].shape)}, "
+                             f"config gives {tuple(tensor.shape)} (check vocab_size, d_model, mlp_ratio)")
     model.load_state_dict(state)
     return model.to(device).eval()
 

@@ -151,3 +151,100 @@ def test_init_schemes():
     gpt2, default = GPT(tiny(init="gpt2")), GPT(tiny(init="torch"))
     assert abs(float(gpt2.embed.weight.detach().std()) - 0.02) < 0.01
     assert abs(float(default.embed.weight.detach().std()) - 1.0) < 0.3  # nn.Embedding's N(0, 1)
+
+
+# --- the model owns its position scaling: YaRN's factor, dynamic NTK's length, the pair layout ------------
+
+from lclib import scaling as S  # noqa: E402
+
+
+def _recorded_qk(model: GPT, tokens: torch.Tensor, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """q and k (B, nh, T, hs) as the first block's attention receives them (after RoPE)."""
+    seen = []
+
+    def spy(q, k, v, causal):
+        seen.append((q, k))
+        return sdpa_attention(q, k, v, causal)
+
+    model.set_attention(spy)
+    with torch.no_grad():
+        model(tokens, **kw)
+    model.set_attention(None)
+    return seen[0]
+
+
+def test_set_rope_scaling_equals_a_model_built_with_it_and_plain_rope_has_one_form():
+    torch.manual_seed(0)
+    plain = loud(GPT(tiny()))
+    yarn = S.RopeScaling("yarn", 4.0, original_max_len=4)
+    built = GPT(tiny(rope_scaling=yarn)).eval()
+    built.load_state_dict(plain.state_dict())
+    tokens = torch.randint(0, 11, (2, 9))
+    with torch.no_grad():
+        want = built(tokens)
+        base_logits = plain(tokens)  # fills the cos/sin cache: set_rope_scaling must drop it
+        assert plain.set_rope_scaling(yarn) is plain
+        torch.testing.assert_close(plain(tokens), want)
+        plain.set_rope_scaling(S.RopeScaling("none"))
+        assert plain.config.rope_scaling is None  # RopeScaling("none") and None: one representation
+        torch.testing.assert_close(plain(tokens), base_logits)
+    with pytest.raises(TypeError, match="rope_scaling"):
+        plain.set_rope_scaling("yarn")
+
+
+def test_model_applies_yarns_attention_factor_to_queries_and_keys():
+    torch.manual_seed(0)
+    yarn = S.RopeScaling("yarn", 8.0, original_max_len=4)
+    no_factor = S.RopeScaling("yarn", 8.0, original_max_len=4, attention_factor=1.0)
+    model = loud(GPT(tiny(rope_scaling=yarn)))
+    tokens = torch.randint(0, 11, (1, 7))
+    q, k = _recorded_qk(model, tokens)
+    q1, k1 = _recorded_qk(model.set_rope_scaling(no_factor), tokens)
+    factor = S.yarn_temperature(8.0)
+    assert factor > 1.2
+    # each of q and k carries the factor, so every logit q.k is multiplied by factor ** 2 (1/t in the paper)
+    torch.testing.assert_close(q @ k.transpose(-1, -2), factor ** 2 * (q1 @ k1.transpose(-1, -2)), rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_ntk_counts_the_sequence_length_exactly():
+    torch.manual_seed(0)
+    L, T, s = 4, 9, 2.0
+    model = loud(GPT(tiny(rope_scaling=S.RopeScaling("dynamic_ntk", s, original_max_len=L))))
+    tokens = torch.randint(0, 11, (1, T))
+    q, _ = _recorded_qk(model, tokens)
+
+    def with_static_ntk(length: int) -> torch.Tensor:
+        alpha = s * length / L - (s - 1)  # Hugging Face's alpha at this many positions
+        other = loud(GPT(tiny(rope_scaling=S.RopeScaling("ntk", alpha))))
+        other.load_state_dict(model.state_dict())
+        return _recorded_qk(other, tokens)[0]
+
+    torch.testing.assert_close(q, with_static_ntk(T))
+    assert not torch.allclose(q, with_static_ntk(T - 1)) and not torch.allclose(q, with_static_ntk(T + 1))
+    # rope_len fixes the length the frequencies are computed for (the prompt alone, say)
+    torch.testing.assert_close(_recorded_qk(model, tokens, rope_len=T - 1)[0], with_static_ntk(T - 1))
+    # within the training context it is plain RoPE exactly
+    short = tokens[:, :L]
+    plain = GPT(tiny()).eval()
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(_recorded_qk(model, short)[0], _recorded_qk(plain, short)[0], rtol=0, atol=0)
+
+
+def test_rope_layout_is_used_and_a_permutation_converts_between_layouts():
+    """Meta's interleaved pairs (2i, 2i+1) and Hugging Face's half split (i, i + d/2) are the same model
+    once the rows of W_q and W_k are permuted (what conversion scripts do); unpermuted they differ."""
+    torch.manual_seed(0)
+    half = loud(GPT(tiny(rope_layout="half")))
+    inter = GPT(tiny(rope_layout="interleaved")).eval()
+    inter.load_state_dict(half.state_dict())
+    tokens = torch.randint(0, 11, (2, 7))
+    with torch.no_grad():
+        assert not torch.allclose(half(tokens), inter(tokens), atol=1e-4)
+        C, nh, hs = 8, 2, 4
+        # interleaved feature 2i holds half's feature i, interleaved 2i+1 holds half's i + hs/2, per head
+        per_head = torch.stack([torch.arange(hs // 2), torch.arange(hs // 2) + hs // 2], 1).flatten()  # (hs,)
+        rows = torch.cat([h * hs + per_head for h in range(nh)])  # (C,)
+        w = inter.blocks[0].attn.qkv.weight  # (3C, C): q rows, k rows, v rows
+        w[:C] = half.blocks[0].attn.qkv.weight[:C][rows]
+        w[C:2 * C] = half.blocks[0].attn.qkv.weight[C:2 * C][rows]
+        torch.testing.assert_close(half(tokens), inter(tokens), rtol=1e-5, atol=1e-5)

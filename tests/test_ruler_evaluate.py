@@ -36,8 +36,8 @@ def test_lab_adapter_generate_and_teacher_forced_agree():
     lab = P.LabModel(model)
     assert isinstance(lab, P.TextModel)
     assert lab.generate([s.prompt], 20) == [s.completion.strip()]
-    texts, logps = lab.teacher_forced([s.prompt], [s.completion])
-    assert texts == [s.completion.strip()] and logps[0] < 0
+    tf = lab.teacher_forced([s.prompt], [s.completion])
+    assert tf.text == [s.completion.strip()] and tf.logp[0] < 0 and tf.exact == [True] and tf.first == [True]
 
 
 def test_evaluate_tiny_gpt_shapes_and_range():
@@ -56,9 +56,9 @@ def test_set_rope_scaling_changes_lab_outputs():
     gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
     ids = torch.tensor([TOK.encode(P.make_samples(None, "niah_single_1", 96, 1, 0)[0].prompt)])
     plain = gpt(ids)
-    P.set_rope_scaling(gpt, scaling.RopeScaling("linear", 4.0))
+    gpt.set_rope_scaling(scaling.RopeScaling("linear", 4.0))
     assert not torch.allclose(plain, gpt(ids))
-    P.set_rope_scaling(gpt, None)
+    gpt.set_rope_scaling(None)
     torch.testing.assert_close(plain, gpt(ids))
 
 

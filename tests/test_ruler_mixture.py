@@ -1,17 +1,18 @@
-"""The RULER-lite training mixture, the fine-tune loop and the command lines, on tiny models."""
+"""The RULER-lite training mixture, a fine-tune through lclib.train, and the probe's command line, on tiny models."""
 
 import json
 
+import pytest
 import torch
 
-from lclib import scaling
-from lclib.ruler import evaluate as ruler_probe, mixture as ruler_mix
+from lclib import probes, scaling
 from lclib.model import GPTConfig
+from lclib.ruler import mixture as ruler_mix
 from lclib.train import TrainConfig, load, save, train
 
 
 def test_mixture_batches_are_aligned():
-    mix = ruler_mix.RulerMixture(136, 160)
+    mix = ruler_mix.RulerMixture(144, 160)
     batch = mix.sample(6, torch.Generator().manual_seed(0))
     tokens, targets = batch["tokens"], batch["targets"]
     assert tokens.shape == targets.shape and tokens.shape[0] == 6
@@ -25,21 +26,57 @@ def test_mixture_batches_are_aligned():
     assert torch.equal(again["tokens"], tokens)  # deterministic per generator seed
 
 
-def test_train_finetune_and_cli(tmp_path, capsys):
+@pytest.mark.parametrize("args, error", [((20, 160), ValueError), ((160, 144), ValueError), ((144.0, 160), TypeError)])
+def test_mixture_validation(args, error):
+    with pytest.raises(error):
+        ruler_mix.RulerMixture(*args)
+    with pytest.raises(ValueError, match="tasks"):
+        ruler_mix.RulerMixture(144, 160, {"niah_single_9": {}})
+
+
+@pytest.fixture
+def base(tmp_path):
     mix = ruler_mix.RulerMixture(112, 128, {"niah_single_1": {"value_len": 3}, "fwe": {}})
     cfg = GPTConfig(vocab_size=mix.vocab_size, n_layer=1, n_head=2, d_model=16)
     model, _ = train(cfg, mix, TrainConfig(steps=2, batch_size=2, warmup=1), progress=False)
-    save(model, tmp_path / "base", task=mix.to_dict())
-    before = load(tmp_path / "base").state_dict()
-    tuned, hist = ruler_mix.finetune(load(tmp_path / "base"), scaling.RopeScaling("yarn", 2.0, original_max_len=128),
-                                     mix, TrainConfig(steps=2, batch_size=2, warmup=1))
+    return save(model, tmp_path / "base", task=mix.to_dict()), mix
+
+
+def test_finetune_goes_through_the_training_loop_with_a_scaling(base):
+    path, mix = base
+    before = load(path)
+    cfg = GPTConfig(**{**before.config.__dict__, "rope_scaling": scaling.RopeScaling("yarn", 2.0, original_max_len=128)})
+    tuned, hist = train(cfg, mix, TrainConfig(steps=2, batch_size=2, warmup=1), progress=False,
+                        init_state=before.state_dict())
     assert len(hist["loss"]) == 2 and tuned.config.rope_scaling.method == "yarn"
-    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
-    assert ruler_probe.main(["--checkpoint", str(tmp_path / "base"), "--method", "yarn", "--scale", "2",
-                             "--lengths", "112,224", "--samples", "2", "--json"]) == 0
+    assert any(not torch.equal(before.state_dict()[k], v) for k, v in tuned.state_dict().items())
+
+
+def test_ruler_command_line_json(base, capsys):
+    path, _ = base
+    assert probes.main(["ruler", "--checkpoint", str(path), "--method", "yarn", "--scale", "2",
+                        "--lengths", "112,224", "--samples", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["scores"]) == {"niah_single_1", "fwe"} and set(out["average"]) == {"112", "224"}
-    assert out["effective_length"] in (0, 112, 224) and set(out["first_token_average"]) == {"112", "224"}
-    assert ruler_mix.main(["--out", str(tmp_path / "ft"), "--init", str(tmp_path / "base"), "--length", "160",
-                           "--steps", "1", "--batch-size", "2", "--method", "linear", "--scale", "2"]) == 0
-    assert load(tmp_path / "ft").config.rope_scaling.method == "linear"
+    assert out["lengths"] == [112, 224] and set(out["tasks"]) == {"niah_single_1", "fwe"}
+    assert all(len(v) == 2 for v in out["tasks"].values()) and len(out["average"]) == 2
+    assert out["threshold"] == 0.85 and out["effective_length"] in (0, 112, 224)
+    assert out["method"] == "yarn" and out["score"] == "exact"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--samples", "0"], "positive integer"), (["--lengths", "160,,320"], "comma-separated"),
+    (["--lengths", "10"], "each length"), (["--method", "bogus"], "invalid choice")])
+def test_ruler_command_line_bad_arguments_exit_2_with_one_line(base, capsys, argv, message):
+    path, _ = base
+    with pytest.raises(SystemExit) as e:
+        probes.main(["ruler", "--checkpoint", str(path), *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_ruler_command_line_failures_exit_1_with_one_line(tmp_path, capsys):
+    assert probes.main(["ruler", "--checkpoint", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    kv = "weights/lost_in_the_middle/skewed_seed0"  # a checkpoint of the wrong kind is named as such
+    assert probes.main(["ruler", "--checkpoint", kv]) == 1
+    assert "not a RULER-lite checkpoint" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lclib import rope
-from lclib.model import GPTConfig
+from lclib.model import GPT, GPTConfig
+from lclib.scaling import RopeScaling
 from lclib.tasks import KVTask
 from lclib.train import TrainConfig, load, lr_at, main, read_metadata, save, train
 
@@ -71,7 +72,7 @@ class HalfScaling:
         return rope.inv_freq(head_dim, base) / self.scale, 1.0
 
 
-@pytest.mark.parametrize("scaling, tie", [(None, False), (HalfScaling(2.0), True)])
+@pytest.mark.parametrize("scaling, tie", [(None, False), (RopeScaling("yarn", 2.0, original_max_len=8), True)])
 def test_save_load_round_trip(tmp_path, scaling, tie):
     model, _ = train(tiny_config(rope_scaling=scaling, tie_embeddings=tie), TASK, TrainConfig(steps=2, batch_size=2, warmup=1),
                      device="cpu", progress=False)
@@ -79,12 +80,55 @@ def test_save_load_round_trip(tmp_path, scaling, tie):
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
     meta = read_metadata(tmp_path / "ckpt")
     assert meta["note"] == "x" and meta["task"]["n_pairs"] == 3 and meta["model"]["d_model"] == 8
+    assert meta["format"] == 2 and len(meta["weights_sha256"]) == 64
+    assert meta["model"]["rope_scaling"] == (None if scaling is None else scaling.to_dict())  # data, no class path
     loaded = load(tmp_path / "ckpt")
     assert loaded.config == model.config and not loaded.training
     tokens = TASK.sample(2, torch.Generator().manual_seed(0))["tokens"]
     with torch.no_grad():
         torch.testing.assert_close(loaded(tokens), model(tokens))
     assert (loaded.head.weight is loaded.embed.weight) == tie
+
+
+def test_save_refuses_a_scaling_it_cannot_store_as_data(tmp_path):
+    model = GPT(tiny_config(rope_scaling=HalfScaling(2.0)))
+    with pytest.raises(TypeError, match="RopeScaling"):
+        save(model, tmp_path / "ckpt")
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = GPT(tiny_config(rope_scaling=RopeScaling("linear", 2.0)))
+    return save(model, tmp_path / "ckpt", note="x")
+
+
+def _edit(path, change):
+    data = json.loads((path / "config.json").read_text())
+    change(data)
+    (path / "config.json").write_text(json.dumps(data))
+
+
+def test_load_never_imports_a_class_named_in_the_config(saved):
+    _edit(saved, lambda d: d["model"].update(rope_scaling={"class": "subprocess.Popen", "params": {"args": ["true"]}}))
+    with pytest.raises(ValueError, match="never imports"):
+        load(saved)
+
+
+def test_load_checks_the_weights_digest(saved):
+    blob = bytearray((saved / "model.safetensors").read_bytes())
+    blob[-8:] = b"\x00" * 8  # overwrite bytes inside the last tensor
+    (saved / "model.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="SHA-256"):
+        load(saved)
+
+
+@pytest.mark.parametrize("field, value, match", [("d_model", 16, "d_model"), ("n_layer", 2, "n_layer"),
+                                                 ("vocab_size", 40, "vocab_size"), ("rope_scaling", "yarn", "rope_scaling"),
+                                                 ("n_heads", 2, "unknown fields")])
+def test_load_names_a_config_that_disagrees_with_the_weights(saved, field, value, match):
+    _edit(saved, lambda d: d["model"].update({field: value}))
+    with pytest.raises(ValueError, match=match):
+        load(saved)
 
 
 def test_load_missing_folder(tmp_path):

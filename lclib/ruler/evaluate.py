@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -40,14 +40,30 @@ class LabModel:
     """Adapter for a causal LM given as ``model(tokens (B, T) long) -> logits (B, T, vocab)``.
 
     The prompt is fed as BOS + tokens, as the RULER-lite training mixture does; decoding stops at EOS.
+    rope_len says what a length-dependent RoPE scaling (dynamic NTK) counts as the sequence length:
+    "sequence", every token fed so far (prompt plus the answer tokens, as when each step re-reads the
+    whole sequence), or "prompt", the prompt alone (frequencies fixed once the prompt is read). Only
+    the lab's `GPT` takes it; other models always see "sequence".
     """
 
     def __init__(self, model: Callable[[Tensor], Tensor], tokenizer: Any = None, device: torch.device | str | None = None,
-                 batch_size: int = 16):
+                 batch_size: int = 16, rope_len: str = "sequence"):
+        if not callable(model):
+            raise TypeError(f"model must map token ids (B, T) to logits, got {type(model).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if rope_len not in ("sequence", "prompt"):
+            raise ValueError(f"rope_len must be 'sequence' or 'prompt', got {rope_len!r}")
         self.model, self.tok = model, tokenizer if tokenizer is not None else default_tokenizer()
         params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
         self.device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
-        self.batch_size = batch_size
+        self.batch_size, self.rope_len = batch_size, rope_len
+
+    def _logits(self, ids: Tensor, prompt_len: int) -> Tensor:
+        """model(ids), with the RoPE length fixed at the prompt when rope_len == "prompt". ids (B, T)."""
+        if self.rope_len == "prompt":
+            return self.model(ids, rope_len=prompt_len)
+        return self.model(ids)
 
     def count(self, text: str) -> int:
         return self.tok.count(text)
@@ -65,9 +81,9 @@ class LabModel:
         out: list[str] = [""] * len(prompts)
         for idx in self._batches(prompts):
             ids = torch.tensor([[self.tok.bos_id] + self.tok.encode(prompts[i]) for i in idx], device=self.device)
-            new = []
+            prompt_len, new = ids.shape[1], []
             for _ in range(max_new_tokens):
-                nxt = self.model(ids)[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+                nxt = self._logits(ids, prompt_len)[:, -1].argmax(-1, keepdim=True)  # (B, 1)
                 new.append(nxt)
                 ids = torch.cat([ids, nxt], dim=1)
                 if bool((torch.cat(new, 1) == self.tok.eos_id).any(1).all()):
@@ -79,30 +95,44 @@ class LabModel:
         return out
 
     @torch.no_grad()
-    def teacher_forced(self, prompts: Sequence[str], completions: Sequence[str], detail: bool = False) -> tuple:
-        """(argmax text at each completion position given the true prefix, log p(completion)) per sample.
+    def teacher_forced(self, prompts: Sequence[str], completions: Sequence[str]) -> TeacherForced:
+        """One forward pass per batch: each completion token predicted from the true prefix.
 
-        detail=True adds two lists: whether the first answer token is the argmax (the retrieval step
-        itself, before any copying), and the number of completion tokens (to average log p per token).
+        exact[i] is True when every completion token is the argmax, which is exactly when greedy
+        decoding would print the whole completion; first[i] whether the first answer token is (the
+        retrieval step before any copying); logp[i] is log p(completion).
         """
-        texts: list[str] = [""] * len(prompts)
-        logps: list[float] = [0.0] * len(prompts)
-        first: list[bool] = [False] * len(prompts)
-        sizes: list[int] = [0] * len(prompts)
+        if len(prompts) != len(completions):
+            raise ValueError(f"prompts and completions must have the same length, got {len(prompts)} and {len(completions)}")
+        n_all = len(prompts)
+        out = TeacherForced([""] * n_all, [0.0] * n_all, [False] * n_all, [False] * n_all, [0] * n_all)
         for idx in self._batches(prompts):
             comp = [self.tok.encode(completions[i]) for i in idx]
+            if min(len(c) for c in comp) == 0:
+                raise ValueError("every completion must have at least one token")
             n = max(len(c) for c in comp)
             rows = [[self.tok.bos_id] + self.tok.encode(prompts[i]) + c + [self.tok.eos_id] * (n - len(c)) for i, c in zip(idx, comp)]
             ids = torch.tensor(rows, device=self.device)  # (B, 1 + T + n)
             start = ids.shape[1] - n - 1  # logits at start predict the first completion token
-            logits = self.model(ids[:, :-1])[:, start:].float()  # (B, n, vocab)
+            logits = self._logits(ids[:, :-1], start + 1)[:, start:].float()  # (B, n, vocab)
             pred = logits.argmax(-1).tolist()
             logp = torch.log_softmax(logits, -1).gather(-1, ids[:, start + 1:, None]).squeeze(-1)  # (B, n)
             for b, (i, c) in enumerate(zip(idx, comp)):
-                texts[i] = self.tok.decode(pred[b][:len(c)])
-                logps[i] = float(logp[b, :len(c)].sum())
-                first[i], sizes[i] = pred[b][0] == c[0], len(c)
-        return (texts, logps, first, sizes) if detail else (texts, logps)
+                out.text[i] = self.tok.decode(pred[b][:len(c)])
+                out.logp[i] = float(logp[b, :len(c)].sum())
+                out.exact[i] = pred[b][:len(c)] == c
+                out.first[i], out.n_tokens[i] = pred[b][0] == c[0], len(c)
+        return out
+
+
+class TeacherForced(NamedTuple):
+    """Per-sample results of :meth:`LabModel.teacher_forced` (lists, in the order of the prompts)."""
+
+    text: list[str]  # argmax token at each completion position, decoded
+    logp: list[float]  # log p(completion | prompt), summed over its tokens
+    exact: list[bool]  # every completion token is the argmax (greedy decoding prints the completion)
+    first: list[bool]  # the first completion token is the argmax
+    n_tokens: list[int]  # completion tokens
 
 
 class HFModel:
@@ -140,16 +170,11 @@ def hf_config_with_scaling(config: Any, scaling: Any) -> Any:
     return config
 
 
-def set_rope_scaling(model: Any, scaling: Any) -> Any:
-    """Switch the lab GPT's RoPE scaling in place (no training) and drop its cos/sin cache; return it."""
-    model.config.rope_scaling = scaling
-    model._rope_cache = {}
-    return model
-
-
 def make_samples(count: Callable[[str], int] | None, task: str, length: int, samples: int, seed: int,
                  depths: Sequence[float] | None = None, **params) -> list[ruler.Sample]:
     """samples prompts of a task at a length; seeds seed*100003 + length*7 + i; depths cycled if given."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive int, got {samples!r}")
     tok = default_tokenizer() if count is None else _Counter(count)
     return [ruler.make_sample(task, length, seed * 100003 + length * 7 + i, tokenizer=tok,
                               depth=None if not depths else depths[i % len(depths)], **params) for i in range(samples)]
@@ -160,46 +185,59 @@ class _Counter:
         self.count = count
 
 
+SCORES = ("string_match", "exact")
+
+
 def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequence[int], samples: int = 20,
              seed: int = 0, mode: str = "generate", depths: Sequence[float] | None = None) -> dict:
-    """Score model on each task at each length: {"scores": {task: {length: score}}, "average":
-    {length: mean over tasks}, "records": [(task, length, depth, score), ...]}.
+    """Score model on each task at each length.
 
-    In teacher mode two finer views are added, same layout: "first_token" (fraction of samples whose
-    first answer token is the argmax) and "logp" (mean log-probability per answer token).
+    Returns {"scores": {task: {length: score}}, "average": {length: mean over tasks}, "records": [dict per
+    sample: task, length, depth (of the first asked needle), distance (tokens from it to the end of the
+    prompt), score]}. The score is RULER's (string_match_all, or _part for QA) on the model's output.
 
-    tasks: names, or {name: generator parameters}. mode "generate" (greedy, any TextModel) or
-    "teacher" (LabModel.teacher_forced, one pass per sample).
+    mode "generate": greedy decoding, any TextModel. mode "teacher" (a LabModel): one pass per batch,
+    each answer token predicted from the true prefix, scored as exact match (the whole completion is
+    the argmax, which is when greedy decoding prints it); stricter than string match, which gives
+    partial credit when some of several values are found.
     """
     if mode not in ("generate", "teacher"):
         raise ValueError(f"mode must be 'generate' or 'teacher', got {mode!r}")
+    if mode == "teacher" and not isinstance(model, LabModel):
+        raise TypeError(f"mode 'teacher' needs a LabModel, got {type(model).__name__}")
+    if not isinstance(model, TextModel):
+        raise TypeError(f"model must have count(text) and generate(prompts, max_new_tokens), got {type(model).__name__}")
     tasks = {t: {} for t in tasks} if not isinstance(tasks, dict) else tasks
+    lengths = _check_lengths(lengths)
     scores: dict[str, dict[int, float]] = {}
-    first: dict[str, dict[int, float]] = {}
-    logp: dict[str, dict[int, float]] = {}
-    records = []
+    records: list[dict] = []
     for task, params in tasks.items():
-        scores[task], first[task], logp[task] = {}, {}, {}
+        scores[task] = {}
         for n in lengths:
             batch = make_samples(model.count, task, n, samples, seed, depths, **params)
             if mode == "teacher":
-                preds, lps, oks, sizes = model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch],
-                                                              detail=True)
-                first[task][n] = sum(oks) / len(oks)
-                logp[task][n] = sum(lp / k for lp, k in zip(lps, sizes)) / len(lps)
+                per = [float(x) for x in model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch]).exact]
             else:
                 budget = max(model.count(s.completion) for s in batch) + 2
                 preds = model.generate([s.prompt for s in batch], budget)
-            per = [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(preds, batch)]
+                per = [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(preds, batch)]
             scores[task][n] = sum(per) / len(per)
-            records += [(task, n, s.metadata.get("depth"), v) for s, v in zip(batch, per)]
-    out = {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records}
-    if mode == "teacher":
-        out.update(first_token=first, first_token_average=ruler_metrics.task_average(first), logp=logp)
-    return out
+            for s, v in zip(batch, per):
+                offsets = s.metadata.get("needle_offsets") or [None]
+                records.append({"task": task, "length": n, "depth": s.metadata.get("depth"),
+                                "distance": None if offsets[0] is None else s.length - offsets[0], "score": v})
+    return {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records,
+            "score": "exact" if mode == "teacher" else "string_match"}
 
 
-def scaling_for(method: str, scale: float, original_max_len: int) -> Any:
+def _check_lengths(lengths: Sequence[int]) -> list[int]:
+    lengths = list(lengths)
+    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 32 for n in lengths):
+        raise ValueError(f"lengths must be a non-empty list of ints >= 32 (tokens), got {lengths}")
+    return lengths
+
+
+def scaling_for(method: str, scale: float, original_max_len: int | None) -> Any:
     """An `lclib.scaling.RopeScaling` for a method name ("none" gives None: plain RoPE)."""
     from ..scaling import RopeScaling
 
@@ -208,57 +246,97 @@ def scaling_for(method: str, scale: float, original_max_len: int) -> Any:
     return RopeScaling(method, scale, original_max_len=original_max_len)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lclib.probes ruler --checkpoint PATH --method yarn --scale 4 --lengths 160,320 --json``.
+THRESHOLD = 0.85  # RULER's threshold (85.6%: Llama-2-7B at 4K), rounded; fixed before any model is measured
+MAX_LENGTH = 65536  # the lab model reads every length anew without a cache: longer requests are refused
 
-    (``python -m lclib.ruler_probe ...`` takes the same options.)
-    """
+
+def _parse_lengths(text: str) -> list[int]:
+    import argparse
+
+    try:
+        lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"lengths must be comma-separated integers, got {text!r}") from None
+    if any(not 32 <= n <= MAX_LENGTH for n in lengths):
+        raise argparse.ArgumentTypeError(f"each length must be in [32, {MAX_LENGTH}], got {text!r}")
+    return lengths
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lclib.probes ruler --checkpoint PATH --method yarn --scale 8 --lengths 256,512 --json``."""
     import argparse
     import json
+    import sys
 
     from ..train import load, read_metadata
 
-    p = argparse.ArgumentParser(prog="python -m lclib.probes ruler", description="RULER-lite on a lab checkpoint.")
+    p = argparse.ArgumentParser(
+        prog="python -m lclib.probes ruler", description="RULER-lite on a lab checkpoint.",
+        epilog="--json prints one object: checkpoint, method, scale, score ('exact' in teacher mode, RULER's "
+               "'string_match' in generate mode), lengths [int], tasks {name: [score per length]}, average "
+               "[task mean per length], threshold (a fixed number, never the model's own score), and "
+               "effective_length (the largest length whose average, and every shorter one's, reaches the "
+               "threshold; 0 if none).")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--method", default=None, choices=METHODS,
                    help="RoPE scaling applied without training (default: the checkpoint's own setting)")
     p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--original-max-len", type=int, default=None, help="L (default: the checkpoint's training length)")
-    p.add_argument("--lengths", default="160,320,640,1280")
-    p.add_argument("--samples", type=int, default=20)
+    p.add_argument("--original-max-len", type=_positive, default=None, help="L (default: the checkpoint's training length)")
+    p.add_argument("--lengths", type=_parse_lengths, default=None, help="comma-separated (default: L,2L,4L,8L)")
+    p.add_argument("--samples", type=_positive, default=32)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--tasks", default=None, help="comma-separated task names (default: the training mixture)")
+    p.add_argument("--tasks", default=None, help="comma-separated task names (default: the checkpoint's training tasks)")
     p.add_argument("--mode", default="teacher", choices=("teacher", "generate"))
-    p.add_argument("--threshold", type=float, default=None, help="effective-length threshold (default: score at L)")
+    p.add_argument("--threshold", type=float, default=THRESHOLD, help=f"effective-length threshold (default {THRESHOLD})")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     a = p.parse_args(argv)
-    meta = read_metadata(a.checkpoint)
-    task_meta = meta.get("task", {})
-    L = a.original_max_len or int(task_meta.get("max_len", 0)) or None
-    model = load(a.checkpoint)
-    if a.method is not None:
-        set_rope_scaling(model, scaling_for(a.method, a.scale, L))
-    tasks = task_meta.get("tasks") or {t: {} for t in ruler.TASKS}
-    if a.tasks:
-        tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
-    lengths = [int(n) for n in a.lengths.split(",")]
-    out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
-    threshold = a.threshold if a.threshold is not None else out["average"][lengths[0]]
+    try:
+        meta = read_metadata(a.checkpoint)
+        task_meta = meta.get("task", {})
+        if "tasks" not in task_meta:
+            raise ValueError(f"{a.checkpoint} is not a RULER-lite checkpoint (its config.json has no task mixture)")
+        L = a.original_max_len or int(task_meta.get("max_len", 0))
+        model = load(a.checkpoint)
+        if a.method is not None:
+            model.set_rope_scaling(scaling_for(a.method, a.scale, L))
+        tasks = task_meta["tasks"]
+        if a.tasks:
+            unknown = sorted(set(a.tasks.split(",")) - set(ruler.TASKS))
+            if unknown:
+                raise ValueError(f"--tasks: unknown task(s) {unknown}; choose from {sorted(ruler.TASKS)}")
+            tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
+        lengths = a.lengths or [L, 2 * L, 4 * L, 8 * L]
+        out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
+    except (OSError, ValueError, TypeError) as e:
+        if a.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     scaling = model.config.rope_scaling
-    result = {"checkpoint": a.checkpoint, "method": getattr(scaling, "method", "none"),
-              "scale": getattr(scaling, "scale", 1.0), "scores": out["scores"],
-              "average": out["average"], "threshold": threshold,
-              "effective_length": ruler_metrics.effective_length(out["average"], threshold)}
-    if a.mode == "teacher":  # the finer view of notebook 05: is the first answer token the top choice?
-        ft = out["first_token_average"]
-        result.update(first_token=out["first_token"], first_token_average=ft,
-                      effective_length_first_token=ruler_metrics.effective_length(ft, ft[lengths[0]]))
+    result = {"checkpoint": str(a.checkpoint), "method": getattr(scaling, "method", "none"),
+              "scale": getattr(scaling, "scale", 1.0), "score": out["score"], "lengths": lengths,
+              "tasks": {t: [row[n] for n in lengths] for t, row in out["scores"].items()},
+              "average": [out["average"][n] for n in lengths], "threshold": a.threshold,
+              "effective_length": ruler_metrics.effective_length(out["average"], a.threshold)}
     if a.json:
         print(json.dumps(result, indent=1))
     else:
-        for n, v in out["average"].items():
+        for n, v in zip(lengths, result["average"]):
             print(f"{n:>6}  {v:.3f}")
-        print(f"effective length (threshold {threshold:.3f}): {result['effective_length']}")
+        print(f"effective length (threshold {a.threshold}): {result['effective_length']}")
     return 0
 
 

@@ -1,0 +1,102 @@
+"""Train the models of notebook 05 and write their weights, each with its full recipe in config.json.
+
+    base     from scratch on the lab's RULER needle tasks (lclib.ruler.mixture.LAB_TASKS) at lengths
+             MIN_LEN..L, plain RoPE
+    pi_ft    base fine-tuned with Position Interpolation (scale 4) at lengths up to 2L
+    yarn_ft  base fine-tuned with YaRN (scale 4, original length L) at lengths up to 2L
+    abf_ft   base fine-tuned with a raised RoPE base (ABF: base x 16, as Llama 2 Long and Llama 3 raise it)
+             at lengths up to 2L
+
+    python tools/train_effective_context.py --out weights/effective_context            # all four
+    python tools/train_effective_context.py --out weights/effective_context --only pi_ft
+
+Every fine-tune goes through lclib.train.train (init_state = base's weights: one loop, AdamW with
+weight decay on matrices only, warm-up then cosine). The recipe (model config, task mixture, training
+config, thread count) is stored in each config.json; tests/test_effective_context_weights.py checks it
+against RECIPES here. Same recipe, same thread count: same weights, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from lclib import repro
+from lclib.model import GPTConfig
+from lclib.ruler.mixture import LAB_TASKS, RulerMixture
+from lclib.scaling import RopeScaling
+from lclib.train import TrainConfig, load, save, train
+
+L = 256  # training context of base, in tokens of the RULER-lite tokenizer
+MIN_LEN = 144  # the shortest length at which four needles and the template fit
+THREADS = 1  # torch CPU threads while training (the thread count changes the last bits of the weights)
+MODEL = dict(n_layer=3, n_head=4, d_model=64, rope_base=10000.0, tie_embeddings=False)  # head_dim 16: 8 pairs
+
+RECIPES: dict[str, dict] = {
+    "base": {"init": None, "min_len": MIN_LEN, "max_len": L, "rope_scaling": None, "rope_base": MODEL["rope_base"],
+             "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "weight_decay": 0.1,
+                       "grad_clip": 1.0, "seed": 0}},
+    "pi_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": MODEL["rope_base"],
+              "rope_scaling": {"method": "linear", "scale": 4.0},
+              "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
+                        "grad_clip": 1.0, "seed": 1}},
+    "yarn_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": MODEL["rope_base"],
+                "rope_scaling": {"method": "yarn", "scale": 4.0, "original_max_len": L},
+                "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
+                          "grad_clip": 1.0, "seed": 1}},
+    "abf_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": 16 * MODEL["rope_base"],
+               "rope_scaling": None,
+               "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
+                         "grad_clip": 1.0, "seed": 1}},
+}
+
+
+def model_config(name: str, vocab_size: int) -> GPTConfig:
+    """The GPTConfig a recipe trains (base's architecture; the recipe's RoPE base and scaling)."""
+    r = RECIPES[name]
+    scaling = None if r["rope_scaling"] is None else RopeScaling.from_dict(r["rope_scaling"])
+    return GPTConfig(vocab_size=vocab_size, **{**MODEL, "rope_base": r["rope_base"]}, rope_scaling=scaling)
+
+
+def train_one(name: str, out: Path, progress: bool = True, threads: int = THREADS):
+    """Train recipe `name` (its init read from out/<init>), save it to out/name; return (model, history)."""
+    r = RECIPES[name]
+    mix = RulerMixture(r["min_len"], r["max_len"], LAB_TASKS)
+    tcfg = TrainConfig(**r["train"])
+    init_state = load(out / r["init"]).state_dict() if r["init"] else None
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model, history = train(model_config(name, mix.vocab_size), mix, tcfg, init_state=init_state, desc=name,
+                               progress=progress, device="cpu")
+    finally:
+        torch.set_num_threads(previous)
+    return model, history, mix, tcfg
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="weights/effective_context")
+    parser.add_argument("--only", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    out = Path(args.out)
+    print(repro.banner())
+    for name in args.only:
+        start = time.perf_counter()
+        model, history, mix, tcfg = train_one(name, out, progress=not args.quiet)
+        last = history["loss"][-100:]
+        save(model, out / name, task=mix.to_dict(), train=asdict(tcfg), recipe={"name": name, **RECIPES[name]},
+             threads=THREADS, wall_s=round(history["wall_s"], 1), loss_last100=round(sum(last) / len(last), 4))
+        print(json.dumps({"name": name, "params": model.num_params(), "wall_s": round(time.perf_counter() - start, 1),
+                          "loss_last100": round(sum(last) / len(last), 4)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
