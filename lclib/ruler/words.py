@@ -1,11 +1,24 @@
 """Word lists and templates of the RULER-lite tasks, and the tokenizer whose vocabulary covers them.
 
-The templates follow RULER (Hsieh et al. 2024, github.com/NVIDIA/RULER, scripts/data/synthetic/
-constants.py) with three small changes, stated where they are made: "chain(s)" is written "chains"
-(the tokenizer has no glued parenthesis), the frequent-words template drops the sentence about dots
-(our coded text has none), and the answer prefixes end without a trailing space. The essay
-haystack is generated from a small grammar: Paul Graham's essays, which RULER uses, cannot be
-shipped here. Every list is fixed, so the vocabulary, and the ids of a trained model, never move.
+RULER's own (Hsieh et al. 2024, github.com/NVIDIA/RULER, scripts/data/synthetic/constants.py and the
+generators), reproduced character for character: the five task templates and answer prefixes
+(``TEMPLATES``, with "chain(s)", the dots sentence of the frequent-words task, and the trailing space
+of the variable-tracking prefix "they are: "), the needle sentence ``NEEDLE``, the 5-sentence noise
+block ``NOISE_BLOCK`` and the 40 essay depths ``DEPTHS``.
+
+Substituted, because nothing may be downloaded here:
+- RULER draws needle keys as adjective-noun pairs and common words from the `wonderwords` lists;
+  ``ADJECTIVES`` and ``NOUNS`` are our fixed lists of common English words (a few hundred each, at
+  most 7 letters), used the same way ("bold-river").
+- RULER's essay haystack is Paul Graham's essays; ours is generated from a small grammar (``ESSAY``).
+- RULER's QA uses SQuAD and HotpotQA; ours uses invented countries and their facts (``ENTITIES``).
+- When common-words extraction needs more words than the English lists hold, RULER falls back on a
+  larger English list; ours falls back on generated pseudo-words (``extra_words``).
+
+The lab's older, cheaper lists stay available as options (``KEY_WORDS``, ``VALUE_WORDS``: one token
+each; ``CWE_WORDS``, ``CODED_WORDS``). The tokenizer's vocabulary is frozen (``default_tokenizer``):
+the shipped models' token ids depend on it, so words that came with RULER's texts later ("chain",
+"Please", the adjectives and nouns) are spelled by its character fallback.
 """
 
 from __future__ import annotations
@@ -17,6 +30,8 @@ from .tokenizer import WordTokenizer, words_of
 
 NEEDLE = "One of the special magic {type_v} for {key} is: {value}."
 NOISE = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.", "There and back again.")
+NOISE_BLOCK = " ".join(NOISE)  # RULER's noise haystack: this block once per line
+DEPTHS = tuple(int(round(100 * i / 39)) for i in range(40))  # RULER: np.round(np.linspace(0, 100, 40)), in percent
 
 TEMPLATES = {
     "niah": (
@@ -26,10 +41,10 @@ TEMPLATES = {
         " The special magic {type_v} for {query} mentioned in the provided text are",
     ),
     "vt": (
-        "Memorize and track the chains of variable assignment hidden in the following text.\n\n{context}\n"
+        "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n{context}\n"
         "Question: Find all variables that are assigned the value {query} in the text above.",
-        " Answer: According to the chains of variable assignment in the text above, {num_v} variables "
-        "are assigned the value {query}, they are:",
+        " Answer: According to the chain(s) of variable assignment in the text above, {num_v} variables "
+        "are assigned the value {query}, they are: ",
     ),
     "cwe": (
         "Below is a numbered list of words. In these words, some appear more often than others. "
@@ -40,7 +55,7 @@ TEMPLATES = {
     "fwe": (
         "Read the following coded text and track the frequency of each coded word. "
         "Find the three most frequently appeared coded words. {context}\n"
-        "Question: Do not provide any explanation. "
+        "Question: Do not provide any explanation. Please ignore the dots '....'. "
         "What are the three most frequently appeared words in the above coded text?",
         " Answer: According to the coded text above, the three most frequently appeared words are:",
     ),
@@ -66,7 +81,40 @@ def singular_niah_template() -> tuple[str, str]:
     return one(TEMPLATES["niah"][0]), one(TEMPLATES["niah"][1])
 
 
-# Needle keys and word values (RULER draws English words; ours are fixed lists, one token each).
+# RULER's needle keys are adjective-noun pairs from the wonderwords lists ("long-context"); these are
+# our fixed stand-ins: common English words of at most 7 letters, so that keys stay short in any tokenizer.
+ADJECTIVES = tuple("""able acid aged airy alert alive angry apt avid awake bad bare basic big bitter black bland
+blank bleak blind blond blue blunt bold bossy brave brief bright brisk broad broken brown bumpy busy calm casual
+cheap chief chilly civil clean clear clever close cloudy coarse cold cool cosy crazy crisp cruel curly cute daily
+damp dark dear deep dense dirty dizzy dry dull dusty eager early easy empty equal evil exact faint fair false famous
+fancy fast fat fierce final fine firm first fit flat fond free fresh full funny fuzzy gentle giant glad global gold
+good grand great green grey grim gross guilty hairy handy happy hard harsh heavy high hollow holy honest hot huge
+humble hungry icy ideal idle ill inner jolly juicy keen kind large last late lazy lean legal light little live
+local lone long loose loud lovely low loyal lucky mad main major mean meek mild minor misty modern modest moist
+moral muddy mute narrow nasty native near neat new nice noble noisy normal odd oily old open oral outer pale plain
+polite poor posh pretty prime proud pure quick quiet rapid rare raw ready real red rich right rigid ripe rival
+rough round royal rude rural rusty sad safe salty scary secret shaky sharp shiny short shy sick silent silly simple
+slim slow small smart smooth soft solid sour spare spicy stable steep stiff still strong sunny super sweet swift
+tall tame tense thick thin tidy tight tiny tired total tough true ugly unique upper urban usual vague valid vast
+vital vivid warm weak weird wet whole wide wild wise witty wooden young zesty""".split())
+NOUNS = tuple("""actor age agent air alarm album angle ankle apple arm army arrow art aunt baby bag ball band bank
+base basin bath beach bean bear bed bell belt bench bike bird blade block board boat body bone book boot bottle bowl
+box boy brain bread brick bridge brush bus cake camera camp car card cart case cat chair chalk cheek chest child
+city clock cloud coach coast coat coin cook copy corn cow crab cream crowd cup cycle dance desk diet dinner dog door
+dream dress drum duck dust eagle ear earth egg engine eye face farm fence field film finger fire fish flag flame
+floor flower fog food foot forest fork frame frog fruit game gate ghost gift girl glass glove goat grain grape grass
+guest guitar hair hall hand hat head heart hill home honey horse hotel house ice island jelly jewel juice kettle key
+king kite knee knife lab lake lamp leaf leg lemon letter lion lip lock lunch map market meal milk mind money moon
+motor mouse mouth music nail name nest net night nose note ocean office oil onion orange oven owl page paint paper
+park party path pen pencil piano pig pipe plane plant plate pocket poem pond pool potato queen rabbit radio rain
+ring river road robot rock roof room rope rose salt sand school sea seed shark sheep shelf ship shirt shoe shop silk
+sister skin sky snake snow soap sock sofa song soup spoon star stone storm street sugar sun table tail tea tent
+tiger toast tooth towel tower town toy train tree truck uncle valley van vase village violin wall watch water wave
+whale wheel window wind wing wolf wood worm yard""".split())
+# RULER's common-words vocabulary (wonderwords nouns + adjectives + verbs, deduplicated); ours has no verbs.
+ENGLISH_WORDS = tuple(sorted(set(ADJECTIVES) | set(NOUNS)))
+
+# The lab's one-token keys and word values (key_kind / value_kind "vocab_words"), in the tokenizer's vocabulary.
 KEY_WORDS = tuple("""apple anchor badger banjo barrel beacon bishop blossom bucket cactus candle canyon
 carpet castle cello cherry cobalt comet copper cricket dagger dolphin dragon falcon feather fiddle
 garden glacier goblet granite harbor hazel helmet island jacket jasmine kettle ladder lantern lemon
@@ -99,7 +147,7 @@ def _pseudo_words(onsets: str, vowels: str, codas: str, n: int, capital: bool = 
     return tuple(w.capitalize() for w in words) if capital else tuple(words)
 
 
-# Common-words extraction draws from 512 ordinary-looking words; frequent-words from 64 coded words.
+# The lab's older aggregation lists (one token each): 512 ordinary-looking words, 64 coded words.
 CWE_WORDS = _pseudo_words("bdfgklmnprstv", "aeiou", "lnrs", 512)
 CODED_WORDS = _pseudo_words("zxqjwy", "aiou", "hkx", 64)
 # Multi-document QA: invented countries, each with facts drawn from these relations.
@@ -115,16 +163,33 @@ QA_FACT = "The {relation} of {entity} is {value}."
 QA_QUESTION = "What is the {relation} of {entity}?"
 
 
+
+@lru_cache(maxsize=1)
+def extra_words() -> tuple[str, ...]:
+    """20,000 pseudo-words ("balsen") for common-words lists longer than ENGLISH_WORDS, none of them English."""
+    words = _pseudo_words("bdfgklmnprstvz", "aeiou", "lmnrst", 20000)
+    english = set(ENGLISH_WORDS)
+    return tuple(w for w in words if w not in english)
+
+
+# The words of the templates as they stood when the shipped models were trained: with the lists above,
+# they make the tokenizer's vocabulary, which must never move (ids of weights/effective_context).
+_VOCAB_TEMPLATE_WORDS = frozenset("""According Answer Below Do Document Find Here I In Make Memorize One Only
+Question Read Some The There VAR What a about above afterwards again all and animal answer any appear appeared
+are assigned assignment back based blue capital chains coded colour common context cw do documents each entity
+explanation export favourite following for frequency frequently give given go grass green hidden in is it key list
+magic main me memorize mentioned more most national not num numbered numbers of often on ones other others output
+provide provided query question quiz relation sky some special sun sure text than that the these they three to top
+track type uuids v value variable variables we will within word words yellow you""".split())
+
+
 def all_words() -> set[str]:
-    """Every word any RULER-lite template, list or grammar can write (the tokenizer's vocabulary)."""
-    texts = [NEEDLE, QA_FACT, QA_QUESTION, *NOISE, "numbers words uuids VAR Document"]
-    texts += [t for pair in TEMPLATES.values() for t in pair]
-    texts += list(RELATIONS)
+    """The tokenizer's vocabulary: the frozen template words and the lab's lists (never RULER's newer words)."""
     lists = [KEY_WORDS, VALUE_WORDS, CWE_WORDS, CODED_WORDS, ENTITIES, *ESSAY.values(), *RELATIONS.values()]
-    return words_of(texts) | {w for ws in lists for w in ws}
+    return set(_VOCAB_TEMPLATE_WORDS) | words_of(RELATIONS) | {w for ws in lists for w in ws}
 
 
 @lru_cache(maxsize=1)
 def default_tokenizer() -> WordTokenizer:
-    """The tokenizer of the RULER-lite tasks: every template word is one token, numbers are spelled."""
+    """The tokenizer of the RULER-lite tasks: template words and the lab's lists are one token each, the rest is spelled."""
     return WordTokenizer(all_words())
