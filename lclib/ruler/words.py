@@ -8,8 +8,8 @@ block ``NOISE_BLOCK`` and the 40 essay depths ``DEPTHS``.
 
 Substituted, because nothing may be downloaded here:
 - RULER draws needle keys as adjective-noun pairs and common words from the `wonderwords` lists;
-  ``ADJECTIVES`` and ``NOUNS`` are our fixed lists of common English words (a few hundred each, at
-  most 7 letters), used the same way ("bold-river").
+  ``ADJECTIVES`` and ``NOUNS`` are our fixed lists of common English words (193 in all, each one token
+  of the lab's vocabulary), used the same way ("bold-falcon").
 - RULER's essay haystack is Paul Graham's essays; ours is generated from a small grammar (``ESSAY``).
 - RULER's QA uses SQuAD and HotpotQA; ours uses invented countries and their facts (``ENTITIES``).
 - When common-words extraction needs more words than the English lists hold, RULER falls back on a
@@ -18,7 +18,7 @@ Substituted, because nothing may be downloaded here:
 The lab's older, cheaper lists stay available as options (``KEY_WORDS``, ``VALUE_WORDS``: one token
 each; ``CWE_WORDS``, ``CODED_WORDS``). The tokenizer's vocabulary is frozen (``default_tokenizer``):
 the shipped models' token ids depend on it, so words that came with RULER's texts later ("chain",
-"Please", the adjectives and nouns) are spelled by its character fallback.
+"Please", "ignore", "dots") and RULER's random coded words are spelled by its character fallback.
 """
 
 from __future__ import annotations
@@ -81,36 +81,21 @@ def singular_niah_template() -> tuple[str, str]:
     return one(TEMPLATES["niah"][0]), one(TEMPLATES["niah"][1])
 
 
-# RULER's needle keys are adjective-noun pairs from the wonderwords lists ("long-context"); these are
-# our fixed stand-ins: common English words of at most 7 letters, so that keys stay short in any tokenizer.
-ADJECTIVES = tuple("""able acid aged airy alert alive angry apt avid awake bad bare basic big bitter black bland
-blank bleak blind blond blue blunt bold bossy brave brief bright brisk broad broken brown bumpy busy calm casual
-cheap chief chilly civil clean clear clever close cloudy coarse cold cool cosy crazy crisp cruel curly cute daily
-damp dark dear deep dense dirty dizzy dry dull dusty eager early easy empty equal evil exact faint fair false famous
-fancy fast fat fierce final fine firm first fit flat fond free fresh full funny fuzzy gentle giant glad global gold
-good grand great green grey grim gross guilty hairy handy happy hard harsh heavy high hollow holy honest hot huge
-humble hungry icy ideal idle ill inner jolly juicy keen kind large last late lazy lean legal light little live
-local lone long loose loud lovely low loyal lucky mad main major mean meek mild minor misty modern modest moist
-moral muddy mute narrow nasty native near neat new nice noble noisy normal odd oily old open oral outer pale plain
-polite poor posh pretty prime proud pure quick quiet rapid rare raw ready real red rich right rigid ripe rival
-rough round royal rude rural rusty sad safe salty scary secret shaky sharp shiny short shy sick silent silly simple
-slim slow small smart smooth soft solid sour spare spicy stable steep stiff still strong sunny super sweet swift
-tall tame tense thick thin tidy tight tiny tired total tough true ugly unique upper urban usual vague valid vast
-vital vivid warm weak weird wet whole wide wild wise witty wooden young zesty""".split())
-NOUNS = tuple("""actor age agent air alarm album angle ankle apple arm army arrow art aunt baby bag ball band bank
-base basin bath beach bean bear bed bell belt bench bike bird blade block board boat body bone book boot bottle bowl
-box boy brain bread brick bridge brush bus cake camera camp car card cart case cat chair chalk cheek chest child
-city clock cloud coach coast coat coin cook copy corn cow crab cream crowd cup cycle dance desk diet dinner dog door
-dream dress drum duck dust eagle ear earth egg engine eye face farm fence field film finger fire fish flag flame
-floor flower fog food foot forest fork frame frog fruit game gate ghost gift girl glass glove goat grain grape grass
-guest guitar hair hall hand hat head heart hill home honey horse hotel house ice island jelly jewel juice kettle key
-king kite knee knife lab lake lamp leaf leg lemon letter lion lip lock lunch map market meal milk mind money moon
-motor mouse mouth music nail name nest net night nose note ocean office oil onion orange oven owl page paint paper
-park party path pen pencil piano pig pipe plane plant plate pocket poem pond pool potato queen rabbit radio rain
-ring river road robot rock roof room rope rose salt sand school sea seed shark sheep shelf ship shirt shoe shop silk
-sister skin sky snake snow soap sock sofa song soup spoon star stone storm street sugar sun table tail tea tent
-tiger toast tooth towel tower town toy train tree truck uncle valley van vase village violin wall watch water wave
-whale wheel window wind wing wolf wood worm yard""".split())
+# RULER's needle keys are adjective-noun pairs from the wonderwords lists ("long-context"); these are our
+# stand-ins: 193 common English words (81 adjectives and colours, 112 nouns), 9,072 pairs. Each is one token of
+# the lab's frozen vocabulary, so that a key costs 3 tokens there (the lab reads prompts of ~100 tokens).
+ADJECTIVES = tuple("""amber azure beige black blue bold bronze brown busy careful chalk clever coral cream curious denim eager early
+ebony emerald flax fuchsia ginger gold good green honest indigo ivory jade khaki large lilac linen mauve mint
+modest mustard navy new ochre old olive onyx orange orchid patient peach pearl pink plum proud purple quiet
+red rough ruby rust saffron sage sand scarlet sepia sienna silver simple slate small smoke steel strange taupe
+teal topaz umber useful vanilla white wine yellow young""".split())
+NOUNS = tuple("""anchor apple badger banjo barrel beacon bear bishop bison blossom bucket builder cactus camel candle canyon
+carpet castle cello cherry cobalt coffee comet company copper cotton crane cricket dagger deer doctor dolphin
+dragon eagle engineer essay falcon farmer feather fiddle founder fox garden glacier goat goblet granite harbor
+hazel helmet horse house idea investor iron island jacket jasmine kettle ladder lantern lemon lion lizard
+machine maple marble meadow mirror monkey moose nectar otter owl oyster paddle painter parrot pepper pillow
+pirate planet problem program quartz rabbit raven rice saddle salmon salt school seal silk sparrow spider
+student sugar swan tea teacher theory tiger timber tulip velvet walnut wheat willow wolf wool writer""".split())
 # RULER's common-words vocabulary (wonderwords nouns + adjectives + verbs, deduplicated); ours has no verbs.
 ENGLISH_WORDS = tuple(sorted(set(ADJECTIVES) | set(NOUNS)))
 
