@@ -336,7 +336,7 @@ def _vt_statements(chain: list[str], value: str) -> list[str]:
 
 def _vt_example(tok: WordTokenizer, rng: random.Random, budget: int, num_chains: int, num_hops: int) -> str | None:
     """RULER's in-context example: a VT prompt with 3-letter names (at most 10 hops) and whole noise lines,
-    followed by its answer and a newline, within budget tokens (None if even no noise does not fit)."""
+    followed by " " and its answer and a newline, within budget tokens (None if even no noise does not fit)."""
     chains, numbers = _vt_chains(rng, num_chains, min(10, num_hops), 3)
     statements = [_vt_statements(c, v) for c, v in zip(chains, numbers)]
     fmt = dict(query=numbers[0], num_v=min(10, num_hops) + 1)
@@ -393,7 +393,7 @@ def variable_tracking(tok: WordTokenizer, length: int, seed: int, depth: float |
         shot = _vt_example(tok, random.Random(seed + 104729), min(500, length // 4), num_chains, num_hops)
         if shot is None and example:
             raise ValueError(f"length {length} is too short for task {task!r} with its in-context example")
-        shot = shot or ""
+        shot = shot + "\n" if shot else ""  # RULER: example + answer + "\n", then "\n" before the task
     needles = [s for c, v in zip(chains, numbers) for s in _vt_statements(c, v)]
 
     def place(n: int) -> list[int]:  # RULER: each chain at sorted random line positions, in order
