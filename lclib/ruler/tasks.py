@@ -474,7 +474,6 @@ def common_words(tok: WordTokenizer, length: int, seed: int, depth: float | None
         entries += freq_uncommon
         n_rare += 1
     chosen = rare[:n_rare]
-    spare = iter(rare[n_rare:n_rare + 200])
     for slot in range(n_rare - 1, max(-1, n_rare - 50), -1):  # land on the length: longer last words
         if budget - used < freq_uncommon:
             break
@@ -485,7 +484,6 @@ def common_words(tok: WordTokenizer, length: int, seed: int, depth: float | None
         if best is not None and tok.count(best) > old:
             used += freq_uncommon * (tok.count(best) - old)
             chosen[slot] = best
-    del spare
     word_list = common * freq_common + chosen * freq_uncommon
     rng.shuffle(word_list)
     order = {w: i for i, w in reversed(list(enumerate(word_list)))}
