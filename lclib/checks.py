@@ -354,7 +354,8 @@ def check_effective_length(fn: Callable[[dict, float], int]) -> str:
 def check_vt_reader(fn: Callable[[str], list[str]]) -> str:
     """fn(prompt) must return the variables of the asked chain, read from a variable-tracking prompt."""
     for seed in range(6):
-        s = ruler.make_sample("vt", 400, seed, num_chains=2 if seed % 2 else 1, num_hops=2 + seed % 3)
+        s = ruler.make_sample("vt", 400, seed, num_chains=2 if seed % 2 else 1, num_hops=2 + seed % 3,
+                              layout="sentences", example=False)  # the exercise reads "VAR B = VAR A." sentences
         got = fn(s.prompt)
         if not isinstance(got, (list, tuple)):
             raise CheckFailed(f"return a list of variable names, got {type(got).__name__}")

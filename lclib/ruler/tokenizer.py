@@ -9,7 +9,13 @@ as a subword tokenizer would. Punctuation marks and the newline are single token
 
 Decoding puts one space before each word-initial token except after a newline or a hyphen and
 before the closing punctuation ``. , : ; ? ! )`` and the hyphen, so text written in that canonical
-spacing survives ``decode(encode(text))`` exactly (the RULER-lite generators write only such text).
+spacing survives ``decode(encode(text))`` exactly. Three rules cover the rest of RULER's texts:
+a parenthesis around one word glues to the word before it ("chain(s)"); single quotes alternate
+between opening (space before, none after) and closing (none before) ("ignore the dots '....'.");
+a run of dots after a word is that word's full stop (when the run has 1, 4, 7... dots) followed by
+stand-alone ellipses " ..." (RULER's frequent-words noise word), and inside quotes it stays whole.
+Whitespace carries no token: runs of spaces and trailing spaces (RULER's variable-tracking prefix
+ends "they are: ") come back as the canonical single space or nothing.
 """
 
 from __future__ import annotations
@@ -84,23 +90,41 @@ class WordTokenizer:
         return [self.id_to_token[i] for i in self._encode_cached(text)]
 
     def decode(self, ids: Sequence[int], skip_special: bool = True) -> str:
-        """Text of ids in canonical spacing; specials are dropped unless skip_special is False."""
-        out: list[str] = []
-        previous = "\n"
+        """Text of ids in canonical spacing (see the module docstring); specials dropped unless skip_special is False."""
+        toks: list[str] = []
         for i in ids:
             i = int(i)
             if not 0 <= i < len(self.id_to_token):
                 raise ValueError(f"token id {i} is outside the vocabulary of size {len(self)}")
-            tok = self.id_to_token[i]
-            if tok in SPECIALS and skip_special:
+            if not (skip_special and self.id_to_token[i] in SPECIALS):
+                toks.append(self.id_to_token[i])
+        out: list[str] = []
+        previous, quote_open, k = "\n", False, 0
+        while k < len(toks):
+            tok = toks[k]
+            glued = not out or previous in _ATTACH_AFTER
+            if tok == "." and previous != ".":  # a run of dots: full stop and/or ellipses
+                n = next((j for j in range(k, len(toks)) if toks[j] != "."), len(toks)) - k
+                if glued or previous == "'" or n % 3 == 2 or n < 3:
+                    out.append("." * n)
+                else:
+                    out.append("." * (n % 3) + " ..." * (n // 3))
+                previous, k = ".", k + n
                 continue
             if tok.startswith("##") and len(tok) > 2:
                 out.append(tok[2:])
-            elif tok == "\n" or tok in _ATTACH_BEFORE or previous in _ATTACH_AFTER or not out:
+            elif tok == "'":
+                out.append("'" if glued or quote_open else " '")
+                quote_open = not quote_open
+                previous, k = ("(" if quote_open else "'"), k + 1  # an opening quote glues what follows
+                continue
+            elif tok == "(" and previous[-1:].isalnum() and toks[k + 2:k + 3] == [")"] and toks[k + 1][:1].isalnum():
+                out.append(tok)  # "chain(s)": a one-word parenthesis glued to the word before it
+            elif tok == "\n" or tok in _ATTACH_BEFORE or glued:
                 out.append(tok)
             else:
                 out.append(" " + tok)
-            previous = tok
+            previous, k = tok, k + 1
         return "".join(out)
 
 
