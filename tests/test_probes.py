@@ -115,18 +115,18 @@ def test_cli_position_sweep_json(tmp_path):
 
 
 def test_cli_ruler_json_on_shipped_checkpoint():
-    """The issue's command: python -m lclib.probes ruler ... --json prints scores per task and length."""
+    """python -m lclib.probes ruler ... --json prints what its --help promises, on the shipped base model."""
     ckpt = Path(__file__).resolve().parents[1] / "weights" / "effective_context" / "base"
     out = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "yarn",
-                          "--scale", "4", "--lengths", "160,320", "--samples", "2", "--seed", "0",
-                          "--tasks", "niah_single_1,vt", "--json"],
+                          "--scale", "4", "--lengths", "256,512", "--samples", "4", "--seed", "0",
+                          "--tasks", "niah_single_1,niah_multivalue", "--json"],
                          capture_output=True, text=True, check=True, timeout=300)
     data = json.loads(out.stdout)
-    assert data["method"] == "yarn" and data["scale"] == 4.0
-    assert set(data["scores"]) == {"niah_single_1", "vt"}
-    assert set(data["average"]) == {"160", "320"}
-    assert all(0.0 <= v <= 1.0 for task in data["scores"].values() for v in task.values())
-    assert data["effective_length"] in (None, 160, 320)
-    with pytest.raises(subprocess.CalledProcessError):
-        subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
-                        "--lengths", "160", "--samples", "1"], capture_output=True, text=True, check=True, timeout=300)
+    assert data["method"] == "yarn" and data["scale"] == 4.0 and data["lengths"] == [256, 512]
+    assert set(data["tasks"]) == {"niah_single_1", "niah_multivalue"}
+    assert all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v) for v in data["tasks"].values())
+    assert len(data["average"]) == 2 and data["threshold"] == 0.85
+    assert data["effective_length"] in (0, 256, 512)
+    bad = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
+                          "--lengths", "256", "--samples", "1"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr

@@ -54,7 +54,7 @@ def test_evaluate_tiny_gpt_shapes_and_range():
 def test_set_rope_scaling_changes_lab_outputs():
     torch.manual_seed(0)
     gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
-    ids = torch.tensor([TOK.encode(P.make_samples(None, "niah_single_1", 96, 1, 0)[0].prompt)])
+    ids = torch.tensor([TOK.encode(P.make_samples(None, "niah_single_1", 128, 1, 0)[0].prompt)])
     plain = gpt(ids)
     gpt.set_rope_scaling(scaling.RopeScaling("linear", 4.0))
     assert not torch.allclose(plain, gpt(ids))
