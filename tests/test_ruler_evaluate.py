@@ -112,3 +112,41 @@ def test_hf_adapter_runs_the_sweep():
     assert hf.count("The grass is green.") == 5
     out = P.evaluate(hf, {"niah_single_1": {"value_len": 3}}, [96], samples=2, seed=0)
     assert 0.0 <= out["average"][96] <= 1.0
+
+
+def test_rope_len_prompt_fixes_dynamic_ntk_at_the_prompt_length():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
+    with torch.no_grad():
+        for block in gpt.blocks:
+            block.attn.qkv.weight.normal_(0.0, 1.0)  # loud attention: positions move the logits
+    s = P.make_samples(None, "niah_single_1", 128, 2, 0, value_len=3)
+    prompts, comps = [x.prompt for x in s], [x.completion for x in s]
+
+    def logp(rope_len):
+        return P.LabModel(gpt, rope_len=rope_len).teacher_forced(prompts, comps).logp
+
+    gpt.set_rope_scaling(scaling.RopeScaling("dynamic_ntk", 4.0, original_max_len=64))
+    assert logp("prompt") != logp("sequence")  # l = prompt alone, or prompt plus answer tokens
+    prompt_len = 1 + TOK.count(prompts[0])  # BOS + prompt: the length the frequencies are fixed at
+    alpha = 4.0 * prompt_len / 64 - 3.0
+    fixed = logp("prompt")
+    gpt.set_rope_scaling(scaling.RopeScaling("ntk", alpha))
+    assert logp("sequence") == pytest.approx(fixed, abs=1e-4)
+    gpt.set_rope_scaling(scaling.RopeScaling("yarn", 4.0, original_max_len=64))
+    assert logp("prompt") == logp("sequence")  # a static method does not care
+    with pytest.raises(ValueError, match="rope_len"):
+        P.LabModel(gpt, rope_len="answer")
+
+
+def test_evaluate_refuses_bad_arguments():
+    gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
+    lab = P.LabModel(gpt)
+    with pytest.raises(ValueError, match="mode"):
+        P.evaluate(lab, ["niah_single_1"], [128], mode="beam")
+    with pytest.raises(ValueError, match="lengths"):
+        P.evaluate(lab, ["niah_single_1"], [128, 0])
+    with pytest.raises(ValueError, match="samples"):
+        P.evaluate(lab, ["niah_single_1"], [128], samples=0)
+    with pytest.raises(TypeError, match="model"):
+        P.evaluate(object(), ["niah_single_1"], [128])
