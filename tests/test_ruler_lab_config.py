@@ -11,7 +11,7 @@ import pytest
 
 from lclib.ruler import mixture, tasks
 
-DIGESTS = {"niah_single_1": "197990be35d24aae", "niah_multikey_1": "c427f224784c586d",
+DIGESTS = {"niah_single_1": "9cb12f104bd4fade", "niah_multikey_1": "20bb4851992ebc3f",
            "niah_multivalue": "5b582cb4c9946ef9", "niah_multiquery": "60558fd3f8862f04"}
 
 
@@ -27,13 +27,18 @@ def test_lab_samples_are_unchanged(task):
 
 def test_lab_config_names_every_needle_parameter():
     for task, params in mixture.LAB_TASKS.items():
-        assert {"haystack", "key_kind", "value_kind", "value_len", "num_keys", "num_values", "num_queries"} <= set(params), task
+        assert {"haystack", "key_kind", "value_kind", "value_len", "num_keys", "num_values", "num_queries",
+                "singular"} <= set(params), task
 
 
-def test_single_needle_prompts_use_rulers_singular_wording():
-    s = tasks.make_sample("niah_single_1", 200, 0, **mixture.LAB_TASKS["niah_single_1"])
+def test_single_needle_prompts_use_rulers_singular_wording_unless_told():
+    s = tasks.make_sample("niah_single_1", 200, 0, haystack="noise", value_len=4)
     assert s.prompt.startswith("A special magic number is hidden within the following text.")
     assert s.prompt.endswith("mentioned in the provided text is")
     assert "One of the special magic numbers for" in s.prompt  # the needle keeps RULER's plural
+    lab = tasks.make_sample("niah_single_1", 200, 0, **mixture.LAB_TASKS["niah_single_1"])
+    assert lab.prompt.startswith("Some special magic numbers are hidden") and lab.prompt.endswith("text are")
     m = tasks.make_sample("niah_multivalue", 200, 0, **mixture.LAB_TASKS["niah_multivalue"])
     assert m.prompt.startswith("Some special magic numbers are hidden") and m.prompt.endswith("text are")
+    with pytest.raises(TypeError, match="singular"):
+        tasks.make_sample("niah_single_1", 200, 0, singular="yes")

@@ -39,7 +39,7 @@ MODEL = dict(n_layer=3, n_head=4, d_model=64, rope_base=10000.0, tie_embeddings=
 
 RECIPES: dict[str, dict] = {
     "base": {"init": None, "min_len": MIN_LEN, "max_len": L, "rope_scaling": None, "rope_base": MODEL["rope_base"],
-             "train": {"steps": 2500, "batch_size": 32, "lr": 3e-3, "warmup": 100, "weight_decay": 0.1,
+             "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "weight_decay": 0.1,
                        "grad_clip": 1.0, "seed": 0}},
     "pi_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": MODEL["rope_base"],
               "rope_scaling": {"method": "linear", "scale": 4.0},

@@ -19,7 +19,8 @@ IGNORE = -100  # the target value F.cross_entropy skips (as lclib.tasks.IGNORE)
 
 # The lab's configuration of RULER's needle tasks (every parameter named, so that changing a generator
 # default never changes what the shipped models were trained and measured on).
-_LAB_NEEDLE = {"haystack": "noise_sentences", "key_kind": "vocab_words", "value_kind": "numbers", "value_len": 4}
+_LAB_NEEDLE = {"haystack": "noise_sentences", "key_kind": "vocab_words", "value_kind": "numbers", "value_len": 4,
+               "singular": False}
 LAB_TASKS: dict[str, dict] = {
     "niah_single_1": {**_LAB_NEEDLE, "num_keys": 1, "num_values": 1, "num_queries": 1},
     "niah_multikey_1": {**_LAB_NEEDLE, "num_keys": 4, "num_values": 1, "num_queries": 1},

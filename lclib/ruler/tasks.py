@@ -230,9 +230,11 @@ KEY_KINDS = ("numbers", "words", "uuids", "vocab_words")
 
 def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None, haystack: str = "noise",
          key_kind: str = "words", value_kind: str = "numbers", num_keys: int = 1, num_values: int = 1,
-         num_queries: int = 1, value_len: int = 7, task: str = "niah") -> Sample:
+         num_queries: int = 1, value_len: int = 7, task: str = "niah", singular: bool | None = None) -> Sample:
     """Needle in a haystack: find every value of the asked key(s) among needles hidden in filler.
 
+    singular: None follows RULER (the singular wording "A special magic number is ... text is" when one
+    value of one key is asked); True or False forces one wording.
     haystack: "noise" (RULER's 5-sentence block once per line, needles on their own lines at random
     line positions), "essay" (generated prose, needles between sentences at RULER's 40 depths),
     "needle" (every line a needle with another key), or "noise_sentences" (the lab's older layout:
@@ -269,7 +271,10 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
             owners.append(k)
     asked = keys[:num_queries]
     query = asked[0] if num_queries == 1 else ", ".join(asked[:-1]) + ", and " + asked[-1]
-    singular = num_queries * num_values == 1  # RULER's singular wording ("A special magic number is ...")
+    if singular is None:
+        singular = num_queries * num_values == 1  # RULER's singular wording ("A special magic number is ...")
+    elif not isinstance(singular, bool):
+        raise TypeError(f"singular must be None, True or False, got {type(singular).__name__}")
     template = W.singular_niah_template() if singular else W.TEMPLATES["niah"]
     fmt = dict(type_v=type_v, type_v_singular=type_v[:-1], query=query)
     meta = dict(depth=depth, keys=keys, haystack=haystack, value_kind=value_kind)
