@@ -11,7 +11,7 @@ import pytest
 
 from lclib.ruler import mixture, tasks
 
-DIGESTS = {"niah_single_1": "9cb12f104bd4fade", "niah_multikey_1": "20bb4851992ebc3f",
+DIGESTS = {"niah_single_1": "197990be35d24aae", "niah_multikey_1": "c427f224784c586d",
            "niah_multivalue": "5b582cb4c9946ef9", "niah_multiquery": "60558fd3f8862f04"}
 
 
@@ -37,7 +37,9 @@ def test_single_needle_prompts_use_rulers_singular_wording_unless_told():
     assert s.prompt.endswith("mentioned in the provided text is")
     assert "One of the special magic numbers for" in s.prompt  # the needle keeps RULER's plural
     lab = tasks.make_sample("niah_single_1", 200, 0, **mixture.LAB_TASKS["niah_single_1"])
-    assert lab.prompt.startswith("Some special magic numbers are hidden") and lab.prompt.endswith("text are")
+    assert lab.prompt.startswith("A special magic number is hidden") and lab.prompt.endswith("text is")
+    plural = tasks.make_sample("niah_single_1", 200, 0, **{**mixture.LAB_TASKS["niah_single_1"], "singular": False})
+    assert plural.prompt.startswith("Some special magic numbers are hidden") and plural.prompt.endswith("text are")
     m = tasks.make_sample("niah_multivalue", 200, 0, **mixture.LAB_TASKS["niah_multivalue"])
     assert m.prompt.startswith("Some special magic numbers are hidden") and m.prompt.endswith("text are")
     with pytest.raises(TypeError, match="singular"):

@@ -1,19 +1,22 @@
 """Train the models of notebook 05 and write their weights, each with its full recipe in config.json.
 
-    base     from scratch on the lab's RULER needle tasks (lclib.ruler.mixture.LAB_TASKS) at lengths
-             MIN_LEN..L, plain RoPE
+    stage1   from scratch on the lab's RULER needle tasks (lclib.ruler.mixture.LAB_TASKS) at lengths
+             MIN_LEN..L, plain RoPE, every question in RULER's plural wording ("singular": False)
+    base     stage1 trained further in RULER's own wording (singular when one value is asked, which tells
+             the model when to stop after one value)
     pi_ft    base fine-tuned with Position Interpolation (scale 4) at lengths up to 2L
     yarn_ft  base fine-tuned with YaRN (scale 4, original length L) at lengths up to 2L
     abf_ft   base fine-tuned with a raised RoPE base (ABF: base x 16, as Llama 2 Long and Llama 3 raise it)
              at lengths up to 2L
 
-    python tools/train_effective_context.py --out weights/effective_context            # all four
+    python tools/train_effective_context.py --out weights/effective_context            # all five, in order
     python tools/train_effective_context.py --out weights/effective_context --only pi_ft
 
-Every fine-tune goes through lclib.train.train (init_state = base's weights: one loop, AdamW with
-weight decay on matrices only, warm-up then cosine). The recipe (model config, task mixture, training
-config, thread count) is stored in each config.json; tests/test_effective_context_weights.py checks it
-against RECIPES here. Same recipe, same thread count: same weights, bit for bit.
+Every stage goes through lclib.train.train (init_state = the previous stage's weights: one loop, AdamW
+with weight decay on matrices only, warm-up then cosine). The recipe (model config, task mixture,
+training config, thread count) is stored in each config.json; tests/test_effective_context_weights.py
+checks it against RECIPES here. Same recipe, same thread count, same CPU and library build: same
+weights, bit for bit.
 """
 
 from __future__ import annotations
@@ -38,22 +41,32 @@ THREADS = 1  # torch CPU threads while training (the thread count changes the la
 MODEL = dict(n_layer=3, n_head=4, d_model=64, rope_base=10000.0, tie_embeddings=False)  # head_dim 16: 8 pairs
 
 RECIPES: dict[str, dict] = {
-    "base": {"init": None, "min_len": MIN_LEN, "max_len": L, "rope_scaling": None, "rope_base": MODEL["rope_base"],
-             "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "weight_decay": 0.1,
-                       "grad_clip": 1.0, "seed": 0}},
-    "pi_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": MODEL["rope_base"],
+    "stage1": {"init": None, "min_len": MIN_LEN, "max_len": L, "singular": False, "rope_scaling": None,
+               "rope_base": MODEL["rope_base"],
+               "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "weight_decay": 0.1,
+                         "grad_clip": 1.0, "seed": 0}},
+    "base": {"init": "stage1", "min_len": MIN_LEN, "max_len": L, "singular": None, "rope_scaling": None,
+             "rope_base": MODEL["rope_base"],
+             "train": {"steps": 1000, "batch_size": 32, "lr": 1.5e-3, "warmup": 50, "weight_decay": 0.1,
+                       "grad_clip": 1.0, "seed": 3}},
+    "pi_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": MODEL["rope_base"],
               "rope_scaling": {"method": "linear", "scale": 4.0},
               "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
                         "grad_clip": 1.0, "seed": 1}},
-    "yarn_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": MODEL["rope_base"],
+    "yarn_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": MODEL["rope_base"],
                 "rope_scaling": {"method": "yarn", "scale": 4.0, "original_max_len": L},
                 "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
                           "grad_clip": 1.0, "seed": 1}},
-    "abf_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "rope_base": 16 * MODEL["rope_base"],
+    "abf_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": 16 * MODEL["rope_base"],
                "rope_scaling": None,
                "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
                          "grad_clip": 1.0, "seed": 1}},
 }
+
+
+def lab_tasks(name: str) -> dict[str, dict]:
+    """LAB_TASKS with the wording of recipe `name` (None: RULER's; False: plural for every question)."""
+    return {task: {**params, "singular": RECIPES[name]["singular"]} for task, params in LAB_TASKS.items()}
 
 
 def model_config(name: str, vocab_size: int) -> GPTConfig:
@@ -66,7 +79,7 @@ def model_config(name: str, vocab_size: int) -> GPTConfig:
 def train_one(name: str, out: Path, progress: bool = True, threads: int = THREADS):
     """Train recipe `name` (its init read from out/<init>), save it to out/name; return (model, history)."""
     r = RECIPES[name]
-    mix = RulerMixture(r["min_len"], r["max_len"], LAB_TASKS)
+    mix = RulerMixture(r["min_len"], r["max_len"], lab_tasks(name))
     tcfg = TrainConfig(**r["train"])
     init_state = load(out / r["init"]).state_dict() if r["init"] else None
     previous = torch.get_num_threads()

@@ -18,9 +18,11 @@ from .words import default_tokenizer
 IGNORE = -100  # the target value F.cross_entropy skips (as lclib.tasks.IGNORE)
 
 # The lab's configuration of RULER's needle tasks (every parameter named, so that changing a generator
-# default never changes what the shipped models were trained and measured on).
+# default never changes what the shipped models were trained and measured on). singular=None keeps RULER's
+# wording: "A special magic number is ... text is" when one value is asked, the plural otherwise, which is
+# how a reader learns whether one value or several are wanted.
 _LAB_NEEDLE = {"haystack": "noise_sentences", "key_kind": "vocab_words", "value_kind": "numbers", "value_len": 4,
-               "singular": False}
+               "singular": None}
 LAB_TASKS: dict[str, dict] = {
     "niah_single_1": {**_LAB_NEEDLE, "num_keys": 1, "num_values": 1, "num_queries": 1},
     "niah_multikey_1": {**_LAB_NEEDLE, "num_keys": 4, "num_values": 1, "num_queries": 1},
