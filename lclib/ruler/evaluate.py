@@ -4,7 +4,7 @@ A model is measured through ``TextModel``, two methods and nothing else:
 - ``count(text) -> int``: its tokenizer's length of text (RULER's lengths are per tokenizer);
 - ``generate(prompts, max_new_tokens) -> list[str]``: greedy continuations of the prompts.
 ``LabModel`` adapts anything that maps token ids (B, T) to logits (B, T, vocab), the lab's `GPT` or
-your own, with a tokenizer (`lclib.tokenizer.WordTokenizer` by default); ``HFModel`` adapts a
+your own, with a tokenizer (`lclib.ruler.tokenizer.WordTokenizer` by default); ``HFModel`` adapts a
 Hugging Face transformers model and tokenizer (optional: ``pip install transformers``), so that a
 student with a GPU can measure a real checkpoint with the same generators and scores.
 
