@@ -55,7 +55,7 @@ def check_student_copy(src: Path, dest: Path) -> None:
     everything = [p for p in dest.rglob("*")]
     assert not [p for p in everything if "solution" in p.name.lower()], "a solutions file or folder was copied"
     assert (dest / "README.md").is_file() and "jupyter lab" in (dest / "README.md").read_text()
-    assert (dest / "lclib" / "checks.py").is_file(), "the notebooks import lclib: the copy must carry it"
+    assert (dest / "lclib" / "checks" / "__init__.py").is_file(), "the notebooks import lclib: the copy must carry it"
     if (src.parent / "weights").is_dir():  # notebooks 04 and 05 load shipped checkpoints from weights/
         shipped = sorted(p.relative_to(src.parent) for p in (src.parent / "weights").rglob("*.safetensors"))
         copied = sorted(p.relative_to(dest) for p in (dest / "weights").rglob("*.safetensors"))

@@ -1,0 +1,329 @@
+"""Every exercise checker, against answers a student might really write: can a teacher trust it?
+
+Table-driven. For each public checker in lclib.checks the table holds the worked solution (the
+logic of notebooks/solutions/), the kind of answer it expects, and, where its inputs are mutable, a
+function that wrecks its inputs in place. From these the test builds wrong answers (raises, returns
+None, NaN, inf, the wrong shape, the wrong type, mutates its input then returns what the wrecked
+input gives, off by a constant); each must be rejected with one short CheckFailed hint, never an
+exception from inside the checker nor the checker's catch-all. Right answers must pass, however
+computed: the solution, the solution written in place, and the solution returning numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from lclib import checks, dilated, rope
+from lclib.checks.common import NOT_CHECKED
+
+NAN, INF = float("nan"), float("inf")
+
+
+# --- worked solutions (the logic of notebooks/solutions/NN_*_solutions.ipynb) -----------------------
+
+def rope_interleaved(x, positions, inv_freq):
+    angles = positions.double()[:, None] * inv_freq.double()[None, :]  # (seq_len, d/2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1).flatten(-2)
+
+
+def relative_score(q, k, offset):
+    return q @ rope.apply_rope(k[None], torch.tensor([-offset]), rope.inv_freq(q.shape[-1]))[0]
+
+
+def first_pair_beyond(head_dim, base, context_len):
+    return int((rope.wavelengths(rope.inv_freq(head_dim, base)) <= context_len).sum())
+
+
+def ntk_exponent(head_dim):
+    return head_dim / (head_dim - 2)
+
+
+def yarn_untouched_pairs(head_dim, base, original_max_len, beta_fast=32.0):
+    index = head_dim * math.log(original_max_len / (2 * math.pi * beta_fast)) / (2 * math.log(base))
+    return min(max(math.floor(index), 0) + 1, head_dim // 2)
+
+
+def dynamic_ntk_inv_freq(head_dim, base, scale, original_max_len, seq_len):
+    alpha = scale * max(seq_len, original_max_len) / original_max_len - (scale - 1)
+    return (base * alpha ** (head_dim / (head_dim - 2))) ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+
+
+def pattern_edges(n, segment_len, dilation):
+    return (n // segment_len) * (segment_len // dilation) ** 2
+
+
+def layers_for_full_reach(n, segment_lengths, dilation_rates, num_heads):
+    mask = dilated.attention_mask(n, segment_lengths, dilation_rates, num_heads).any(0)
+    step = (mask | torch.eye(n, dtype=torch.bool)).float()
+    connected = step.clone()
+    for depth in range(1, 17):
+        if bool((connected > 0).all()):
+            return depth
+        connected = (step @ connected).clamp(max=1.0)
+    return None
+
+
+def one_pattern_attention(q, k, v, segment_len, dilation):
+    n, d = q.shape
+
+    def gather(x):  # (n, d) -> (n // w, w / r, d)
+        return x.view(n // segment_len, segment_len, -1)[:, ::dilation]
+
+    scores = gather(q) @ gather(k).transpose(-1, -2) / math.sqrt(d)
+    out = torch.zeros_like(v)
+    out.view(n // segment_len, segment_len, -1)[:, ::dilation] = torch.softmax(scores, dim=-1) @ gather(v)
+    return out
+
+
+def bayes_curve(p, key_symbols):
+    q = 1.0 / key_symbols
+    acc = []
+    for i in range(len(p)):
+        others = torch.cat([p[:i], p[i + 1:]])
+        same = torch.isclose(others, p[i], rtol=1e-9, atol=1e-15)
+        higher, ties = int(((others > p[i]) & ~same).sum()), int(same.sum())
+        split = sum(math.comb(ties, c) * q**c * (1 - q) ** (ties - c) / (1 + c) for c in range(ties + 1))
+        acc.append((1 - q) ** higher * split)
+    return torch.tensor(acc, dtype=torch.float64)
+
+
+def wilson(successes, trials):
+    z, n = 1.959963984540054, trials
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, min(centre - half, p)), min(1.0, max(centre + half, p))
+
+
+def string_match_all(prediction, references):
+    pred = prediction.strip().lower()
+    return sum(r.lower() in pred for r in references) / len(references)
+
+
+def effective_length(scores, threshold):
+    best = 0
+    for n in sorted(scores):
+        if scores[n] < threshold:
+            break
+        best = n
+    return best
+
+
+def vt_reader(prompt):
+    value = re.search(r"assigned the value (\d+) in the text", prompt).group(1)
+    holders, names = {value}, []
+    for name, rhs in re.findall(r"VAR (\w+) = (?:VAR )?(\w+)\.", prompt):
+        if rhs in holders:
+            holders.add(name)
+            names.append(name)
+    return names
+
+
+# --- in-place wreckers: change the inputs, after which the solution gives a wrong answer -----------
+
+def _zero(*tensors: torch.Tensor) -> None:
+    for t in tensors:
+        t.zero_()
+
+
+def wreck_lists(n, segment_lengths, dilation_rates, num_heads):
+    segment_lengths[:], dilation_rates[:] = [n], [1]
+
+
+# --- the table --------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    """One checker: its right answer, the kind of value it expects, and which inputs are tensors."""
+
+    check: Callable[[Callable], bool]
+    right: Callable
+    kind: str  # "tensor", "scalar" (a 0-d tensor or a number), "number", "int", "int_or_none", "pair", "strings"
+    wreck: Callable | None = None  # mutates the inputs in place; None where every input is immutable
+    tensor_args: tuple[int, ...] = ()  # positions of tensor inputs: the in-place variant writes into the first
+
+
+CASES = {
+    "check_rope_interleaved": Case(checks.check_rope_interleaved, rope_interleaved, "tensor",
+                                   lambda x, p, f: _zero(x), (0,)),
+    "check_relative_score": Case(checks.check_relative_score, relative_score, "scalar",
+                                 lambda q, k, o: _zero(q, k), (1,)),
+    "check_first_pair_beyond": Case(checks.check_first_pair_beyond, first_pair_beyond, "int"),
+    "check_ntk_exponent": Case(checks.check_ntk_exponent, ntk_exponent, "number"),
+    "check_yarn_untouched_pairs": Case(checks.check_yarn_untouched_pairs, yarn_untouched_pairs, "int"),
+    "check_dynamic_ntk": Case(checks.check_dynamic_ntk, dynamic_ntk_inv_freq, "tensor"),
+    "check_pattern_edges": Case(checks.check_pattern_edges, pattern_edges, "int"),
+    "check_layers_for_full_reach": Case(checks.check_layers_for_full_reach, layers_for_full_reach, "int_or_none",
+                                        wreck_lists),
+    "check_one_pattern_attention": Case(checks.check_one_pattern_attention, one_pattern_attention, "tensor",
+                                        lambda q, k, v, w, r: _zero(q, k, v), (2,)),
+    "check_bayes_curve": Case(checks.check_bayes_curve, bayes_curve, "tensor", lambda p, k: _zero(p), (0,)),
+    "check_wilson": Case(checks.check_wilson, wilson, "pair"),
+    "check_string_match_all": Case(checks.check_string_match_all, string_match_all, "number",
+                                   lambda pred, refs: refs.__setitem__(slice(None), refs[:1])),
+    "check_effective_length": Case(checks.check_effective_length, effective_length, "int",
+                                   lambda scores, threshold: scores.clear()),
+    "check_vt_reader": Case(checks.check_vt_reader, vt_reader, "strings"),
+}
+
+
+def test_the_table_covers_every_public_checker():
+    public = sorted(name for name in dir(checks) if name.startswith("check_") and callable(getattr(checks, name)))
+    assert sorted(CASES) == public
+    assert sorted(checks.__all__) == sorted(public + ["CheckFailed", "checker"])
+
+
+# --- wrong answers built from the right one ---------------------------------------------------------
+
+def _tensor(value) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def nan_like(kind: str, value):
+    return {"tensor": lambda: torch.full_like(_tensor(value), NAN), "scalar": lambda: _tensor(NAN),
+            "pair": lambda: (NAN, NAN), "strings": lambda: [NAN]}.get(kind, lambda: NAN)()
+
+
+def inf_like(kind: str, value):
+    return {"tensor": lambda: _tensor(value).index_fill(0, torch.tensor([0]), INF), "scalar": lambda: _tensor(-INF),
+            "pair": lambda: (value[0], INF), "strings": lambda: [INF]}.get(kind, lambda: INF)()
+
+
+def wrong_shape(kind: str, value):
+    if kind == "tensor":
+        return value[..., :-1]
+    if kind == "scalar":
+        return torch.stack([value, value])
+    if kind == "pair":
+        return (*value, value[1])
+    if kind == "strings":
+        return ", ".join(value)
+    return [value, value]
+
+
+def off_by_constant(kind: str, value):
+    if kind in ("tensor", "scalar", "number"):
+        return value + 0.5
+    if kind == "pair":
+        return value[0] + 0.01, value[1] + 0.01
+    if kind == "strings":
+        return [*value, "EXTRA"]
+    return None if value is None else value + 1  # int, int_or_none
+
+
+def wrong_answers(case: Case) -> dict[str, tuple[Callable, str]]:
+    """name -> (wrong function, a word its hint must contain, or "" for any clear hint)."""
+    right, kind = case.right, case.kind
+
+    def raises(*args):
+        raise ZeroDivisionError("student bug")
+
+    found = {
+        "raises": (raises, "ZeroDivisionError: student bug"),
+        "returns_none": (lambda *a: None, "None"),
+        "nan": (lambda *a: nan_like(kind, right(*a)), "" if kind == "strings" else "NaN"),
+        "inf": (lambda *a: inf_like(kind, right(*a)), "" if kind == "strings" else "inf"),
+        "wrong_shape": (lambda *a: wrong_shape(kind, right(*a)), "shape" if kind in ("tensor", "scalar") else "expected"),
+        "wrong_type": (lambda *a: 42 if kind == "strings" else "42", "expected"),
+        "off_by_constant": (lambda *a: off_by_constant(kind, right(*a)), ""),
+    }
+    if case.wreck is not None:
+        def mutates_then_wrong(*args):
+            case.wreck(*args)
+            return right(*args)
+
+        found["mutates_input"] = (mutates_then_wrong, "")
+    return found
+
+
+WRONG = [(name, wrong, fn, word) for name, case in CASES.items() for wrong, (fn, word) in wrong_answers(case).items()]
+
+
+def rejected(check: Callable, fn: Callable) -> str:
+    """The hint check gives fn: it must raise CheckFailed with one short line that is not the catch-all."""
+    with pytest.raises(checks.CheckFailed) as info:
+        check(fn)
+    message = str(info.value)
+    assert message and "\n" not in message and len(message) < 400, f"hint not one short line: {message!r}"
+    assert NOT_CHECKED not in message, f"no specific hint, only the checker's catch-all: {message!r}"
+    return message
+
+
+@pytest.mark.parametrize(("name", "wrong", "fn", "word"), WRONG, ids=[f"{n}-{w}" for n, w, _, _ in WRONG])
+def test_wrong_answers_are_rejected_with_a_clear_hint(name, wrong, fn, word, capsys):
+    message = rejected(CASES[name].check, fn)
+    assert word in message, f"{name} on {wrong}: the hint should mention {word!r}: {message!r}"
+    if wrong == "raises":
+        assert "called with" in message, f"{name}: the hint must show the inputs that raised: {message!r}"
+    assert "Correct" not in capsys.readouterr().out
+
+
+def test_the_table_is_large_enough():
+    """14 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs (7): 105."""
+    assert len(CASES) == 14
+    assert len(WRONG) == 7 * len(CASES) + sum(case.wreck is not None for case in CASES.values()) == 105
+
+
+# --- right answers, however computed ---------------------------------------------------------------
+
+def in_place(case: Case) -> Callable:
+    """The solution that writes its answer into one of its tensor inputs and returns that input."""
+    index = case.tensor_args[0]
+
+    def solution(*args):
+        out = case.right(*args)
+        target = args[index]
+        if out.shape == target.shape:
+            return target.copy_(out)
+        target.zero_()  # a scalar answer (relative_score): wreck the input after using it, return the value
+        return out
+
+    return solution
+
+
+def as_numpy(case: Case) -> Callable:
+    def solution(*args):
+        out = case.right(*args)
+        return out.numpy() if out.dim() else np.float64(out.item())
+
+    return solution
+
+
+RIGHT = ([(name, "solution", case.right) for name, case in CASES.items()]
+         + [(name, "in_place", in_place(case)) for name, case in CASES.items() if case.tensor_args]
+         + [(name, "numpy", as_numpy(case)) for name, case in CASES.items() if case.kind in ("tensor", "scalar")])
+
+
+@pytest.mark.parametrize(("name", "how", "fn"), RIGHT, ids=[f"{n}-{h}" for n, h, _ in RIGHT])
+def test_right_answers_pass_however_computed(name, how, fn, capsys):
+    assert CASES[name].check(fn) is True
+    assert capsys.readouterr().out.startswith("Correct: ")
+
+
+def test_a_right_answer_may_come_as_float32_with_grad_and_a_list_gets_a_precise_hint(capsys):
+    assert checks.check_rope_interleaved(lambda x, p, f: rope_interleaved(x, p, f).float().requires_grad_()) is True
+    assert checks.check_bayes_curve(lambda p, k: bayes_curve(p, k).tolist()) is True  # a list was always accepted here
+    message = rejected(checks.check_dynamic_ntk, lambda *a: dynamic_ntk_inv_freq(*a).tolist())
+    assert "expected a tensor of shape (8,)" in message and "got a list" in message
+
+
+# --- the contract around the answers -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_stub_is_not_done_and_a_result_is_not_a_function(name, capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert CASES[name].check(stub) is False
+    assert "Not done yet" in capsys.readouterr().out
+    message = rejected(CASES[name].check, 0.5)  # check(my_function(...)) instead of check(my_function)
+    assert "pass your function itself" in message
