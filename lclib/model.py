@@ -2,7 +2,8 @@
 
 Pre-LN blocks (Xiong et al. 2020): ``x + attn(ln(x))`` then ``x + mlp(ln(x))``; attention through
 ``F.scaled_dot_product_attention``; position information from RoPE (Su et al. 2021) applied to
-queries and keys, or from nothing at all (``pos_encoding="none"``, causal masking alone).
+queries and keys, from a linear distance penalty on the attention scores (``pos_encoding="alibi"``,
+Press et al. 2022), or from nothing at all (``pos_encoding="none"``, causal masking alone).
 
 Two things are pluggable because later notebooks swap them:
 
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from . import rope
 
-POS_ENCODINGS = ("rope", "none")
+POS_ENCODINGS = ("rope", "alibi", "none")
 INITS = ("torch", "gpt2")
 AttentionFn = Callable[[Tensor, Tensor, Tensor, bool], Tensor]
 
@@ -37,6 +38,23 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> Tensor:
     Shapes: x (B, nh, T, hs); cos, sin (T, hs/2).
     """
     return rope.apply_rope_cached(x, cos, sin, layout)
+
+
+def alibi_slopes(n_head: int) -> Tensor:
+    """ALiBi's slope per head, the geometric sequence 2^(-8h/n_head) for h = 1..n_head (Press et al. 2022).
+
+    Shape (n_head,). Head h adds -slope[h] * (i - j) to the score of query i on key j: steep heads
+    look close, shallow heads far, and no position is ever embedded, so any length can be read.
+    """
+    return torch.tensor([2.0 ** (-8.0 * h / n_head) for h in range(1, n_head + 1)])
+
+
+def alibi_bias(n_head: int, T: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+    """Additive attention bias (n_head, T, T): -slope * (i - j) for keys j <= i, -inf above the diagonal."""
+    pos = torch.arange(T, device=device)
+    distance = (pos[:, None] - pos[None, :]).to(torch.float32)  # (T, T), i - j
+    bias = -alibi_slopes(n_head).to(device)[:, None, None] * distance  # (nh, T, T)
+    return bias.masked_fill(distance < 0, float("-inf")).to(dtype)
 
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
@@ -51,7 +69,7 @@ class GPTConfig:
     n_head: int = 4  # attention heads per block
     d_model: int = 64  # residual stream width; head_dim = d_model // n_head
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * d_model
-    pos_encoding: str = "rope"  # "rope" (rotary on q and k) or "none" (causal mask only)
+    pos_encoding: str = "rope"  # "rope" (rotary on q and k), "alibi" (distance bias per head) or "none" (mask only)
     rope_base: float = 10000.0  # RoPE base b in theta_i = b^(-2i/d) (RoFormer, Eq. 15)
     rope_layout: str = "half"  # "half" pairs (i, i + d/2) as in Llama/HF; "interleaved" pairs (2i, 2i+1)
     rope_scaling: Any = None  # None = plain RoPE; else an object with .frequencies(head_dim, base, seq_len)
@@ -78,6 +96,8 @@ class GPTConfig:
                             f"got {type(self.rope_scaling).__name__}")
         if getattr(self.rope_scaling, "method", None) == "none":
             self.rope_scaling = None  # one representation of plain RoPE: None
+        if self.rope_scaling is not None and self.pos_encoding != "rope":
+            raise ValueError(f"rope_scaling needs pos_encoding='rope', got pos_encoding={self.pos_encoding!r}")
 
     @property
     def head_dim(self) -> int:
@@ -85,7 +105,7 @@ class GPTConfig:
 
 
 class Attention(nn.Module):
-    """Multi-head causal self-attention with RoPE on q and k (RoFormer, Eq. 34)."""
+    """Multi-head causal self-attention with RoPE on q and k (RoFormer, Eq. 34), or an ALiBi bias."""
 
     def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
         super().__init__()
@@ -95,14 +115,20 @@ class Attention(nn.Module):
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.attention_fn = attention_fn or sdpa_attention
 
-    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None) -> Tensor:
+        """x (B, T, C); cos, sin (T, hs/2) for RoPE; bias (nh, T, T) for ALiBi (causal mask included)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         if self.use_rope:
             q = rotate(q, cos, sin, self.layout)  # (B, nh, T, hs)
             k = rotate(k, cos, sin, self.layout)
-        y = self.attention_fn(q, k, v, True)  # (B, nh, T, hs)
+        if bias is None:
+            y = self.attention_fn(q, k, v, True)  # (B, nh, T, hs)
+        elif self.attention_fn is sdpa_attention:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, nh, T, hs)
+        else:
+            raise ValueError("an ALiBi model takes no custom attention_fn (its bias is part of the scores)")
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 
@@ -117,8 +143,8 @@ class Block(nn.Module):
         hidden = config.mlp_ratio * config.d_model
         self.mlp = nn.Sequential(nn.Linear(config.d_model, hidden), nn.GELU(), nn.Linear(hidden, config.d_model))
 
-    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None) -> Tensor:
-        x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C)
+    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.ln1(x), cos, sin, bias)  # (B, T, C)
         return x + self.mlp(self.ln2(x))  # (B, T, C)
 
 
@@ -139,6 +165,7 @@ class GPT(nn.Module):
             # chance for 3,000 steps; with PyTorch's defaults answer-token accuracy left chance near step 1,100
             self.apply(self._init_weights)
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._alibi_cache: dict[tuple, Tensor] = {}
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -203,9 +230,17 @@ class GPT(nn.Module):
                 raise ValueError(f"positions must have shape (seq_len,) = ({T},), got {tuple(positions.shape)}")
             else:
                 cos, sin = self.rope_cos_sin(positions.to(tokens.device), dtype, rope_len)  # (T, hs/2) each
+        bias = None
+        if self.config.pos_encoding == "alibi":
+            if positions is not None:
+                raise ValueError("positions are for RoPE; an ALiBi model reads distances only (pass positions=None)")
+            key = (T, tokens.device, self.embed.weight.dtype)
+            if key not in self._alibi_cache:
+                self._alibi_cache[key] = alibi_bias(self.config.n_head, T, self.embed.weight.dtype, tokens.device)
+            bias = self._alibi_cache[key]  # (nh, T, T)
         x = self.embed(tokens)  # (B, T, C)
         for block in self.blocks:
-            x = block(x, cos, sin)  # (B, T, C)
+            x = block(x, cos, sin, bias)  # (B, T, C)
         return self.head(self.ln_f(x))  # (B, T, vocab)
 
     def num_params(self) -> int:

@@ -1,8 +1,10 @@
 """Train the lab's small model on a task: one device-agnostic loop, seeded, with checkpoint callbacks.
 
 AdamW with linear warm-up then cosine decay to zero (Loshchilov and Hutter 2017, 2019), gradient
-clipping, cross-entropy on the answer tokens only. The same seed gives the same weights on the
-CPU (the batches come from one torch.Generator, the initialisation from torch.manual_seed).
+clipping, cross-entropy on the tokens the task marks as targets (the answers; every token for a language
+model's objective). The same seed, CPU thread count, machine and library build give the same weights bit
+for bit (the batches come from one torch.Generator, the initialisation from torch.manual_seed); another
+thread count splits the sums differently, and the last bits, then the weights, drift apart.
 Weights are saved as safetensors with a JSON config beside them; :func:`load` reads them back.
 
 Command line (the full recipe of notebook 04 is built from these pieces; see the notebook):
@@ -54,9 +56,17 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def answer_loss(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean cross-entropy over the answer tokens of a batch (targets IGNORE elsewhere)."""
+    """Mean cross-entropy over the target tokens of a batch (the answers, or every token; IGNORE elsewhere).
+
+    With batch["weights"] (B, T), a weighted mean: a language model's loss on every token can then keep
+    the few answer tokens from drowning among the rest.
+    """
     logits = model(batch["tokens"])  # (B, T, vocab)
-    return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE)
+    if "weights" not in batch:
+        return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE)
+    ce = F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE, reduction="none")
+    w = batch["weights"].flatten() * (batch["targets"].flatten() != IGNORE)  # (B*T,)
+    return (ce * w).sum() / w.sum()
 
 
 def train(

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from lclib import train
-from lclib.ruler.mixture import RulerMixture
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "effective_context"
@@ -36,7 +35,7 @@ def test_stored_recipe_is_the_tools_default(name):
     recipe = TOOL.RECIPES[name]
     assert meta["recipe"] == {"name": name, **recipe}
     assert meta["threads"] == TOOL.THREADS
-    mix = RulerMixture(recipe["min_len"], recipe["max_len"], TOOL.lab_tasks(name))
+    mix = TOOL.mixture(name)
     assert meta["task"] == mix.to_dict()
     assert meta["train"] == asdict(train.TrainConfig(**recipe["train"]))
     want = asdict(TOOL.model_config(name, mix.vocab_size))  # tie_embeddings, init, layout, base, scaling...

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lclib import rope
-from lclib.model import GPT, GPTConfig, rotate, sdpa_attention
+from lclib.model import GPT, Attention, GPTConfig, alibi_bias, alibi_slopes, rotate, sdpa_attention
 
 
 def tiny(**kw) -> GPTConfig:
@@ -36,7 +36,7 @@ def test_logits_shape_and_param_count():
     assert model.num_params() - tied.num_params() == 11 * 8  # the tied embedding is counted once
 
 
-@pytest.mark.parametrize("pos", ["rope", "none"])
+@pytest.mark.parametrize("pos", ["rope", "alibi", "none"])
 def test_causal_future_tokens_do_not_change_past_logits(pos):
     torch.manual_seed(0)
     model = GPT(tiny(pos_encoding=pos)).eval()
@@ -114,6 +114,44 @@ def test_pluggable_attention_is_called():
     assert len(calls) == 2
 
 
+def test_alibi_slopes_are_the_papers_geometric_sequence():
+    # Press et al. 2022, Sec. 3: for 8 heads the slopes are 1/2, 1/4, ..., 1/256
+    torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0 ** -h for h in range(1, 9)]))
+    torch.testing.assert_close(alibi_slopes(4), torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8]))
+
+
+def test_alibi_attention_matches_explicit_biased_softmax():
+    torch.manual_seed(0)
+    config = tiny(pos_encoding="alibi")  # 2 heads of 4 dims
+    attn = Attention(config).eval()
+    x = torch.randn(1, 5, 8)
+    bias = alibi_bias(2, 5)  # (nh, T, T)
+    assert bias[0, 3, 1] == -(2.0 ** -4) * 2 and bias[1, 4, 0] == -(2.0 ** -8) * 4 and bias[0, 1, 3] == float("-inf")
+    q, k, v = (t.view(1, 5, 2, 4).transpose(1, 2) for t in attn.qkv(x).split(8, dim=2))  # (B, nh, T, hs)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(4) + bias  # (B, nh, T, T)
+    want = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(1, 5, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, None, None, bias), want)
+
+
+def test_alibi_depends_on_the_bias_and_refuses_rope_only_inputs():
+    torch.manual_seed(0)
+    model = GPT(tiny(pos_encoding="alibi")).eval()
+    tokens = torch.randint(0, 11, (1, 7))
+    with torch.no_grad():
+        with_bias = model(tokens)
+        model._alibi_cache = {(7, tokens.device, torch.float32): torch.zeros(2, 7, 7).masked_fill(
+            torch.triu(torch.ones(7, 7, dtype=torch.bool), 1), float("-inf"))}
+        assert not torch.allclose(model(tokens), with_bias)  # the distance penalty changes what is read
+    with pytest.raises(ValueError, match="positions"):
+        model(tokens, positions=torch.arange(7))
+    with pytest.raises(ValueError, match="rope_scaling"):
+        tiny(pos_encoding="alibi", rope_scaling=S.RopeScaling("linear", 2.0))
+    model.set_attention(lambda q, k, v, causal: q)
+    with pytest.raises(ValueError, match="ALiBi"):
+        model(tokens)
+
+
 def test_sdpa_matches_explicit_softmax():
     q, k, v = torch.randn(3, 1, 2, 4, 8).unbind(0)
     scores = q @ k.transpose(-1, -2) / math.sqrt(8)
@@ -123,7 +161,7 @@ def test_sdpa_matches_explicit_softmax():
 
 @pytest.mark.parametrize("kw, match", [
     ({"d_model": 10, "n_head": 4}, "divisible"),
-    ({"pos_encoding": "alibi"}, "pos_encoding"),
+    ({"pos_encoding": "learned"}, "pos_encoding"),
     ({"rope_layout": "zigzag"}, "rope_layout"),
     ({"n_layer": 0}, "n_layer"),
     ({"init": "xavier"}, "init"),

@@ -150,3 +150,18 @@ def test_evaluate_refuses_bad_arguments():
         P.evaluate(lab, ["niah_single_1"], [128], samples=0)
     with pytest.raises(TypeError, match="model"):
         P.evaluate(object(), ["niah_single_1"], [128])
+
+
+def test_token_nll_is_the_cross_entropy_of_every_next_token():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
+    texts = ["The grass is green. The sky is blue.", "Here we go.", "The sun is yellow. There and back again."]
+    got = P.LabModel(model, batch_size=2).token_nll(texts)
+    for text, nll in zip(texts, got):
+        ids = torch.tensor([[TOK.bos_id] + TOK.encode(text) + [TOK.eos_id]])  # (1, T + 2)
+        with torch.no_grad():
+            want = torch.nn.functional.cross_entropy(model(ids[:, :-1])[0], ids[0, 1:], reduction="none")
+        assert nll.shape == (TOK.count(text) + 1,)
+        torch.testing.assert_close(nll, want)
+    uniform = P.LabModel(lambda ids: torch.zeros(*ids.shape, len(TOK)), device="cpu").token_nll(texts[:1])[0]
+    torch.testing.assert_close(uniform.mean(), torch.tensor(float(torch.log(torch.tensor(float(len(TOK)))))))

@@ -1,6 +1,7 @@
 """The RULER-lite training mixture, a fine-tune through lclib.train, and the probe's command line, on tiny models."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -24,6 +25,52 @@ def test_mixture_batches_are_aligned():
         assert tokens[b, 0] == mix.tok.bos_id
     again = mix.sample(6, torch.Generator().manual_seed(0))
     assert torch.equal(again["tokens"], tokens)  # deterministic per generator seed
+
+
+def test_follow_ups_ask_the_other_keys_and_train_only_their_answers():
+    tasks = {"niah_multikey_1": ruler_mix.LAB_TASKS["niah_multikey_1"]}
+    mix = ruler_mix.RulerMixture(144, 256, tasks, follow_ups=3)
+    row, answer = mix._row("niah_multikey_1", 256, seed=11)
+    plain_row, _ = ruler_mix.RulerMixture(144, 256, tasks)._row("niah_multikey_1", 256, seed=11)
+    text = mix.tok.decode(row)
+    needles = dict(re.findall(r"for (\S+) is: (\d+)\.", text))  # key -> value, as hidden in the context
+    asked = re.findall(r"for (\S+) mentioned", text)[::2]  # each question names its key twice
+    assert len(needles) == 4 and len(set(asked)) == len(asked) >= 3 and set(asked) <= set(needles)  # two fit at 256
+    trained = mix.tok.decode([t for t, on in zip(row, answer) if on][:-1]).replace(".", " ").split()  # EOS dropped
+    assert trained == [needles[k] for k in asked]  # each answer is its own key's value, nothing else is trained
+    assert len(row) <= len(plain_row) + 8  # the follow-ups come out of the length
+
+
+def test_loss_on_all_trains_every_next_token_and_nothing_on_padding():
+    mix = ruler_mix.RulerMixture(144, 160, loss_on="all")
+    batch = mix.sample(4, torch.Generator().manual_seed(0))
+    answers_only = ruler_mix.RulerMixture(144, 160).sample(4, torch.Generator().manual_seed(0))
+    assert torch.equal(batch["tokens"], answers_only["tokens"])  # same data, another loss
+    for b in range(4):
+        real = int((batch["tokens"][b] != mix.tok.pad_id).sum())
+        on = batch["targets"][b] != ruler_mix.IGNORE
+        assert on[:real - 1].all() and not on[real - 1:].any()
+        torch.testing.assert_close(batch["targets"][b, :real - 1], batch["tokens"][b, 1:real])
+    assert mix.to_dict()["loss_on"] == "all" and "weights" not in answers_only
+    heavy = ruler_mix.RulerMixture(144, 160, loss_on="all", answer_weight=20.0).sample(4, torch.Generator().manual_seed(0))
+    is_answer = answers_only["targets"] != ruler_mix.IGNORE  # where the plain mixture trains: the answers and EOS
+    assert (heavy["weights"][is_answer] == 20.0).all() and (heavy["weights"][~is_answer] == 1.0).all()
+    with pytest.raises(ValueError, match="loss_on"):
+        ruler_mix.RulerMixture(144, 160, loss_on="everything")
+
+
+def test_weights_draw_tasks_in_proportion_and_default_to_the_plain_mixture():
+    weights = {"niah_single_1": 1, "niah_multikey_1": 3}
+    tasks = {t: ruler_mix.LAB_TASKS[t] for t in weights}
+    mix = ruler_mix.RulerMixture(144, 160, tasks, weights=weights)
+    assert mix._pool.count("niah_multikey_1") == 3 and mix.to_dict()["weights"] == weights
+    assert "weights" not in ruler_mix.RulerMixture(144, 160, tasks).to_dict()
+    with pytest.raises(ValueError, match="weights"):
+        ruler_mix.RulerMixture(144, 160, tasks, weights={"niah_single_1": 1})
+    with pytest.raises(ValueError, match="weights"):
+        ruler_mix.RulerMixture(144, 160, tasks, weights={"niah_single_1": 0, "niah_multikey_1": 1})
+    with pytest.raises(ValueError, match="follow_ups"):
+        ruler_mix.RulerMixture(144, 160, tasks, follow_ups=-1)
 
 
 @pytest.mark.parametrize("args, error", [((20, 160), ValueError), ((160, 144), ValueError), ((144.0, 160), TypeError)])

@@ -11,8 +11,8 @@ import torch
 from lclib import rope
 from lclib.model import GPT, GPTConfig
 from lclib.scaling import RopeScaling
-from lclib.tasks import KVTask
-from lclib.train import TrainConfig, load, lr_at, main, read_metadata, save, train
+from lclib.tasks import IGNORE, KVTask
+from lclib.train import TrainConfig, answer_loss, load, lr_at, main, read_metadata, save, train
 
 TASK = KVTask(n_pairs=3, key_symbols=6, questions=2)
 
@@ -166,3 +166,19 @@ def test_init_state_starts_from_given_weights_and_leaves_them_untouched():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
     with pytest.raises(RuntimeError):
         train(tiny_config(d_model=16), TASK, cfg, device="cpu", progress=False, init_state=base.state_dict())
+
+
+def test_answer_loss_weights_are_a_weighted_mean_over_the_targets():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, n_layer=1, n_head=2, d_model=8)).eval()
+    tokens = torch.randint(0, 11, (2, 6))
+    targets = torch.randint(0, 11, (2, 6))
+    targets[0, :2] = IGNORE
+    plain = answer_loss(model, {"tokens": tokens, "targets": targets})
+    torch.testing.assert_close(answer_loss(model, {"tokens": tokens, "targets": targets, "weights": torch.ones(2, 6)}), plain)
+    weights = torch.ones(2, 6)
+    weights[1, 3] = 5.0
+    ce = torch.nn.functional.cross_entropy(model(tokens).flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none")
+    on = (targets.flatten() != IGNORE).float()
+    want = (ce * weights.flatten() * on).sum() / (weights.flatten() * on).sum()
+    torch.testing.assert_close(answer_loss(model, {"tokens": tokens, "targets": targets, "weights": weights}), want)

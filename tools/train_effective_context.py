@@ -4,12 +4,16 @@
              MIN_LEN..L, plain RoPE, every question in RULER's plural wording ("singular": False)
     base     stage1 trained further in RULER's own wording (singular when one value is asked, which tells
              the model when to stop after one value)
+    lm_ft    base fine-tuned at lengths up to L with the loss on every token (a language model's objective,
+             each answer token weighing 20), for the per-token loss over whole sequences (perplexity)
     pi_ft    base fine-tuned with Position Interpolation (scale 4) at lengths up to 2L
     yarn_ft  base fine-tuned with YaRN (scale 4, original length L) at lengths up to 2L
     abf_ft   base fine-tuned with a raised RoPE base (ABF: base x 16, as Llama 2 Long and Llama 3 raise it)
              at lengths up to 2L
+    nope_stage1, nope_base     the same two stages without any position encoding (NoPE: the causal mask only)
+    alibi_stage1, alibi_base   the same two stages with ALiBi (Press et al. 2022) instead of RoPE
 
-    python tools/train_effective_context.py --out weights/effective_context            # all five, in order
+    python tools/train_effective_context.py --out weights/effective_context            # all of them, in order
     python tools/train_effective_context.py --out weights/effective_context --only pi_ft
 
 Every stage goes through lclib.train.train (init_state = the previous stage's weights: one loop, AdamW
@@ -61,7 +65,17 @@ RECIPES: dict[str, dict] = {
                "rope_scaling": None,
                "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
                          "grad_clip": 1.0, "seed": 1}},
+    "lm_ft": {"init": "base", "min_len": MIN_LEN, "max_len": L, "singular": None, "rope_scaling": None,
+              "rope_base": MODEL["rope_base"], "loss_on": "all", "answer_weight": 20.0,
+              "train": {"steps": 300, "batch_size": 32, "lr": 1e-3, "warmup": 30, "weight_decay": 0.1,
+                        "grad_clip": 1.0, "seed": 2}},
 }
+
+
+# NoPE and ALiBi, the contrasts to RoPE: the same stages, the same data and seeds, another position encoding
+for _pos, _prefix in (("none", "nope"), ("alibi", "alibi")):
+    RECIPES[f"{_prefix}_stage1"] = {**RECIPES["stage1"], "pos_encoding": _pos}
+    RECIPES[f"{_prefix}_base"] = {**RECIPES["base"], "init": f"{_prefix}_stage1", "pos_encoding": _pos}
 
 
 def lab_tasks(name: str) -> dict[str, dict]:
@@ -69,17 +83,26 @@ def lab_tasks(name: str) -> dict[str, dict]:
     return {task: {**params, "singular": RECIPES[name]["singular"]} for task, params in LAB_TASKS.items()}
 
 
+def mixture(name: str) -> RulerMixture:
+    """The training data of recipe `name`: its lengths, wording, task weights, follow-ups and loss."""
+    r = RECIPES[name]
+    return RulerMixture(r["min_len"], r["max_len"], lab_tasks(name), weights=r.get("weights"),
+                        follow_ups=r.get("follow_ups", 0), loss_on=r.get("loss_on", "answers"),
+                        answer_weight=r.get("answer_weight", 1.0))
+
+
 def model_config(name: str, vocab_size: int) -> GPTConfig:
-    """The GPTConfig a recipe trains (base's architecture; the recipe's RoPE base and scaling)."""
+    """The GPTConfig a recipe trains (base's architecture; the recipe's position encoding, RoPE base and scaling)."""
     r = RECIPES[name]
     scaling = None if r["rope_scaling"] is None else RopeScaling.from_dict(r["rope_scaling"])
-    return GPTConfig(vocab_size=vocab_size, **{**MODEL, "rope_base": r["rope_base"]}, rope_scaling=scaling)
+    return GPTConfig(vocab_size=vocab_size, **{**MODEL, "rope_base": r["rope_base"]}, rope_scaling=scaling,
+                     pos_encoding=r.get("pos_encoding", "rope"))
 
 
 def train_one(name: str, out: Path, progress: bool = True, threads: int = THREADS):
     """Train recipe `name` (its init read from out/<init>), save it to out/name; return (model, history)."""
     r = RECIPES[name]
-    mix = RulerMixture(r["min_len"], r["max_len"], lab_tasks(name))
+    mix = mixture(name)
     tcfg = TrainConfig(**r["train"])
     init_state = load(out / r["init"]).state_dict() if r["init"] else None
     previous = torch.get_num_threads()

@@ -125,6 +125,22 @@ class LabModel:
         return out
 
 
+    @torch.no_grad()
+    def token_nll(self, texts: Sequence[str]) -> list[Tensor]:
+        """Per-token loss over whole sequences: for each text, -log p of every token of text + EOS given all
+        the tokens before it (BOS first), in nats, a float tensor (n_tokens + 1,). Its mean is the log of the
+        perplexity the extension papers report; it means something only for a model trained on every token."""
+        out: list[Tensor] = [torch.empty(0)] * len(texts)
+        for idx in self._batches(texts):
+            ids = torch.tensor([[self.tok.bos_id] + self.tok.encode(texts[i]) + [self.tok.eos_id] for i in idx],
+                               device=self.device)  # (B, T + 2)
+            logits = self._logits(ids[:, :-1], ids.shape[1] - 1).float()  # (B, T + 1, vocab)
+            nll = -torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T + 1)
+            for b, i in enumerate(idx):
+                out[i] = nll[b].cpu()
+        return out
+
+
 class TeacherForced(NamedTuple):
     """Per-sample results of :meth:`LabModel.teacher_forced` (lists, in the order of the prompts)."""
 

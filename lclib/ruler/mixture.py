@@ -6,9 +6,23 @@ configuration: RULER's four needle tasks with its templates, shrunk to what a sm
 minutes on a CPU (4-digit values instead of 7, one-token keys instead of adjective-noun pairs, the
 noise haystack cut between sentences). Sequences are ``BOS prompt completion EOS`` with the loss on
 the completion and EOS only, the interface of `lclib.train.train` (``vocab_size`` and ``sample``).
+
+Two training-only knobs (the evaluation always uses the plain tasks):
+- ``weights``: how often each task is drawn (whole numbers, default one each);
+- ``follow_ups``: on a multi-key sample (several keys, one asked), the other keys are asked too, one
+  question after each answer, in the task's own wording, with the loss on their answers. One asked key
+  per sequence gives one match-the-key signal among ~250 tokens; a model can copy a needle without
+  matching its key and still be right a quarter of the time, so it learns copying long before matching.
+  Each follow-up asks for a key, not a place, so only matching answers it;
+- ``loss_on="all"``: the loss on every token (haystack, needles, question, answer), a language model's
+  objective, so that the per-token loss over whole sequences (perplexity) means something; the answer
+  tokens weigh ``answer_weight`` each, the others 1 (a dozen answer tokens among ~250 would otherwise
+  hardly count, and the model would forget how to retrieve).
 """
 
 from __future__ import annotations
+
+import random
 
 import torch
 
@@ -34,7 +48,9 @@ LAB_TASKS: dict[str, dict] = {
 class RulerMixture:
     """Batches of RULER-lite samples, one task per sequence, one length per batch drawn in [min_len, max_len]."""
 
-    def __init__(self, min_len: int, max_len: int, tasks: dict[str, dict] | None = None):
+    def __init__(self, min_len: int, max_len: int, tasks: dict[str, dict] | None = None,
+                 weights: dict[str, int] | None = None, follow_ups: int = 0, loss_on: str = "answers",
+                 answer_weight: float = 1.0):
         for name, value in (("min_len", min_len), ("max_len", max_len)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int (tokens), got {type(value).__name__}")
@@ -45,28 +61,70 @@ class RulerMixture:
         unknown = sorted(set(self.tasks) - set(ruler.TASKS))
         if unknown or not self.tasks:
             raise ValueError(f"tasks must be a non-empty dict of names from {sorted(ruler.TASKS)}, got {unknown or 'none'}")
+        weights = {name: 1 for name in self.tasks} if weights is None else dict(weights)
+        if set(weights) != set(self.tasks) or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
+                                                 for w in weights.values()):
+            raise ValueError(f"weights must give a positive int for each task of {sorted(self.tasks)}, got {weights}")
+        if isinstance(follow_ups, bool) or not isinstance(follow_ups, int) or follow_ups < 0:
+            raise ValueError(f"follow_ups must be an int >= 0, got {follow_ups!r}")
+        if loss_on not in ("answers", "all"):
+            raise ValueError(f"loss_on must be 'answers' or 'all', got {loss_on!r}")
+        if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not answer_weight > 0:
+            raise ValueError(f"answer_weight must be a positive number, got {answer_weight!r}")
+        self.weights, self.follow_ups, self.loss_on, self.answer_weight = weights, follow_ups, loss_on, float(answer_weight)
+        self._pool = [name for name in self.tasks for _ in range(weights[name])]  # a task per seed: pool[seed % len]
         self.tok = default_tokenizer()
         self.vocab_size = len(self.tok)
 
     def to_dict(self) -> dict:
-        return {"min_len": self.min_len, "max_len": self.max_len, "tasks": self.tasks}
+        out = {"min_len": self.min_len, "max_len": self.max_len, "tasks": self.tasks}
+        if self.follow_ups or set(self.weights.values()) != {1}:  # the plain mixture keeps its older record
+            out.update(weights=self.weights, follow_ups=self.follow_ups)
+        if self.loss_on != "answers":
+            out.update(loss_on=self.loss_on, answer_weight=self.answer_weight)
+        return out
+
+    def _row(self, task: str, length: int, seed: int) -> tuple[list[int], list[bool]]:
+        """BOS prompt completion [follow-up questions and answers] EOS, and which tokens are answers."""
+        params = self.tasks[task]
+        one_asked = task.startswith("niah") and params.get("num_queries", 1) == 1 and params.get("num_values", 1) == 1
+        count = min(self.follow_ups, params.get("num_keys", 1) - 1) if one_asked else 0
+        if count:  # make room: the follow-ups come out of the length, never past it
+            # the longer (singular) wording, then " ", the value's digits and "."
+            per = self.tok.count(ruler.niah_question("x", params.get("value_kind", "numbers"), singular=True))
+            per += params.get("value_len", 7) + 2
+            count = min(count, max(0, (length - self.min_len) // per))
+            length -= count * per
+        s = ruler.make_sample(task, length, seed, tokenizer=self.tok, **params)
+        prompt = [self.tok.bos_id] + self.tok.encode(s.prompt)
+        completion = self.tok.encode(s.completion)
+        row, answer = prompt + completion, [False] * len(prompt) + [True] * len(completion)
+        others = list(s.metadata.get("keys", [])[1:])  # keys[0] is the asked one
+        random.Random(seed).shuffle(others)
+        for key in others[:count]:
+            question = self.tok.encode(ruler.niah_question(key, s.metadata["value_kind"], s.metadata["singular"]))
+            values = self.tok.encode(" " + ", ".join(s.metadata["values"][key]) + ".")
+            row += question + values
+            answer += [False] * len(question) + [True] * len(values)
+        return row + [self.tok.eos_id], answer + [True]
 
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """tokens (B, T) long, targets (B, T) long: the next token on the completion and EOS, IGNORE elsewhere."""
+        """tokens (B, T) long, targets (B, T) long: the next token where the loss is taken (the completion, any
+        follow-up answers and EOS; every token with loss_on="all"), IGNORE elsewhere and on padding."""
         draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
         length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
-        names = list(self.tasks)
-        rows, answer_from = [], []
-        for seed in draw[1:]:
-            task = names[seed % len(names)]
-            s = ruler.make_sample(task, length, seed, tokenizer=self.tok, **self.tasks[task])
-            prompt = [self.tok.bos_id] + self.tok.encode(s.prompt)
-            rows.append(prompt + self.tok.encode(s.completion) + [self.tok.eos_id])
-            answer_from.append(len(prompt))
-        T = max(len(r) for r in rows)
+        rows = [self._row(self._pool[seed % len(self._pool)], length, seed) for seed in draw[1:]]
+        T = max(len(r) for r, _ in rows)
         tokens = torch.full((batch, T), self.tok.pad_id, dtype=torch.long)
         targets = torch.full((batch, T), IGNORE, dtype=torch.long)
-        for b, (row, a) in enumerate(zip(rows, answer_from)):
-            tokens[b, :len(row)] = torch.tensor(row)
-            targets[b, a - 1:len(row) - 1] = torch.tensor(row[a:])  # logits at t predict token t + 1
-        return {"tokens": tokens, "targets": targets}
+        weights = torch.ones(batch, T)
+        for b, (row, answer) in enumerate(rows):
+            row_t, answer_t = torch.tensor(row), torch.tensor(answer[1:])  # answer[t + 1]: token t + 1 is an answer
+            tokens[b, :len(row)] = row_t
+            target = targets[b, :len(row) - 1]  # logits at t predict token t + 1
+            keep = answer_t if self.loss_on == "answers" else torch.ones_like(answer_t)
+            target[keep] = row_t[1:][keep]
+            weights[b, :len(row) - 1][answer_t] = self.answer_weight
+        if self.loss_on == "answers":
+            return {"tokens": tokens, "targets": targets}
+        return {"tokens": tokens, "targets": targets, "weights": weights}

@@ -277,7 +277,8 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
         raise TypeError(f"singular must be None, True or False, got {type(singular).__name__}")
     template = W.singular_niah_template() if singular else W.TEMPLATES["niah"]
     fmt = dict(type_v=type_v, type_v_singular=type_v[:-1], query=query)
-    meta = dict(depth=depth, keys=keys, haystack=haystack, value_kind=value_kind)
+    meta = dict(depth=depth, keys=keys, haystack=haystack, value_kind=value_kind, singular=singular,
+                values={key: values[k * num_values:(k + 1) * num_values] for k, key in enumerate(keys)})
     hay_rng = random.Random(seed + 7919)
 
     if haystack == "noise_sentences":  # the lab's layout, draw for draw as the shipped models saw it
@@ -325,6 +326,15 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
         lines = repeat(W.NOISE_BLOCK)
     return _build(tok, task, template, fmt, length, lambda b: _fill_lines(tok, b, lines), needles, place_lines,
                   "\n", in_order, meta)
+
+
+def niah_question(key: str, value_kind: str = "numbers", singular: bool = True) -> str:
+    """The question a niah prompt ends with, for one key: "\nWhat is the special magic number for KEY
+    mentioned in the provided text? The special magic number for KEY mentioned in the provided text is"."""
+    type_v = "words" if value_kind == "vocab_words" else value_kind
+    template = W.singular_niah_template() if singular else W.TEMPLATES["niah"]
+    fmt = dict(type_v=type_v, type_v_singular=type_v[:-1], query=key)
+    return template[0].split("{context}")[1].format(**fmt) + template[1].format(**fmt)
 
 
 def _vt_chains(rng: random.Random, num_chains: int, num_hops: int, name_len: int) -> tuple[list[list[str]], list[str]]:
