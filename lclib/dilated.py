@@ -35,6 +35,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 LSE_CHUNK = 1 << 18  # scores per chunk when recomputing the log-sum-exp (1 MB in float32: near cache size)
+# Bounds that turn an absurd request into a ValueError instead of an allocation failure or a loop without end:
+MAX_MASK_ELEMENTS = 1 << 28  # num_heads * n * n of an explicit mask or score matrix (256 MB of bools)
+MAX_COUNT_N = 1 << 24  # edge counting holds a few int64 tensors of n per pattern
+MAX_COUNT_HEADS = 1 << 16  # edge_counts loops over heads (distinct_edges does not)
+MAX_COUNT_WORK = 1 << 28  # 2^P * n: inclusion-exclusion over P patterns that are not nested
 
 
 def _patterns(segment_lengths: int | Sequence[int], dilation_rates: int | Sequence[int]) -> list[tuple[int, int]]:
@@ -62,12 +67,38 @@ def _check_n_heads(n: int, num_heads: int) -> None:
         raise ValueError(f"num_heads must be an integer >= 1, got {num_heads!r}")
 
 
+def _check_mask_size(n: int, num_heads: int) -> None:
+    if num_heads * n * n > MAX_MASK_ELEMENTS:
+        raise ValueError(f"n={n} with num_heads={num_heads} is too large for an explicit (num_heads, n, n) mask "
+                         f"(at most {MAX_MASK_ELEMENTS} entries); count edges with edge_counts instead")
+
+
+def _nested(patterns: list[tuple[int, int]]) -> bool:
+    """w_i | w_j and r_i | r_j along the sorted patterns (LongNet's geometric schedule is nested)."""
+    order = sorted(patterns)
+    return all(b[0] % a[0] == 0 and b[1] % a[1] == 0 for a, b in zip(order, order[1:]))
+
+
+def _check_counting(n: int, patterns: list[tuple[int, int]]) -> None:
+    if n > MAX_COUNT_N:
+        raise ValueError(f"n must be at most {MAX_COUNT_N} for exact edge counting (O(n) memory per pattern), got {n}")
+    if not _nested(patterns) and (1 << len(patterns)) * n > MAX_COUNT_WORK:
+        raise ValueError(f"segment_lengths: {len(patterns)} patterns that are not nested (w_i | w_j and r_i | r_j) "
+                         f"need up to 2^{len(patterns)} passes over n={n} positions to count distinct edges; "
+                         f"use fewer patterns or a nested family")
+
+
 # --- masks and edge counts ----------------------------------------------------------------------
 
 def pattern_mask(n: int, segment_len: int, dilation: int, num_heads: int = 1, causal: bool = False) -> Tensor:
     """Bool (num_heads, n, n): which (query, key) pairs one pattern (w, r) connects, head j at offset j mod r."""
+    for name, value in (("segment_len", segment_len), ("dilation", dilation)):
+        if not isinstance(value, int):  # lists of patterns are for attention_mask
+            raise TypeError(f"{name} must be an int (one pattern; attention_mask takes lists), "
+                            f"got {type(value).__name__}")
     (w, r), = _patterns(segment_len, dilation)
     _check_n_heads(n, num_heads)
+    _check_mask_size(n, num_heads)
     w = min(w, n)
     pos = torch.arange(n)
     start = pos // w * w                                             # (n,) segment start of each position
@@ -85,6 +116,7 @@ def attention_mask(n: int, segment_lengths: int | Sequence[int], dilation_rates:
     """Bool (num_heads, n, n): mask[j, q, k] is True when some pattern connects query q to key k in head j."""
     patterns = _patterns(segment_lengths, dilation_rates)
     _check_n_heads(n, num_heads)
+    _check_mask_size(n, num_heads)
     mask = torch.zeros(num_heads, n, n, dtype=torch.bool)
     for w, r in patterns:
         mask |= pattern_mask(n, w, r, num_heads, causal)
@@ -96,6 +128,7 @@ def multiplicity(n: int, segment_lengths: int | Sequence[int], dilation_rates: i
     """Int64 (num_heads, n, n): how many patterns connect each (query, key) pair in each head."""
     patterns = _patterns(segment_lengths, dilation_rates)
     _check_n_heads(n, num_heads)
+    _check_mask_size(n, num_heads)
     return sum(pattern_mask(n, w, r, num_heads, causal).long() for w, r in patterns)
 
 
@@ -144,8 +177,7 @@ def _distinct_edges(n: int, patterns: list[tuple[int, int]], residues: list[tupl
         return (b - 1 - q).div(step, rounding_mode="floor") + (q - a).div(step, rounding_mode="floor") + 1
 
     order = sorted(range(len(patterns)), key=lambda i: patterns[i])
-    if all(patterns[j][0] % patterns[i][0] == 0 and patterns[j][1] % patterns[i][1] == 0
-           for i, j in zip(order, order[1:])):
+    if _nested(patterns):
         # Nested family (w_i | w_j and r_i | r_j, as LongNet's geometric schedule): an intersection
         # of progressions is that of its first and last pattern, and inclusion-exclusion telescopes
         # to sum_i N_i minus the overlap of each selected pattern with the previous selected one.
@@ -187,6 +219,10 @@ def edge_counts(n: int, segment_lengths: int | Sequence[int], dilation_rates: in
     """
     patterns = _patterns(segment_lengths, dilation_rates)
     _check_n_heads(n, num_heads)
+    _check_counting(n, patterns)
+    if num_heads > MAX_COUNT_HEADS:
+        raise ValueError(f"num_heads must be at most {MAX_COUNT_HEADS} for per-head counts, got {num_heads}; "
+                         "distinct_edges counts the union over any number of heads")
     summed, distinct, cache = [], [], {}
     for h in range(num_heads):
         summed.append(sum(_pattern_edges(n, w, r, h % r, causal) for w, r in patterns))
@@ -208,6 +244,7 @@ def distinct_edges(n: int, segment_lengths: int | Sequence[int], dilation_rates:
     """
     patterns = _patterns(segment_lengths, dilation_rates)
     _check_n_heads(n, num_heads)
+    _check_counting(n, patterns)
     return _distinct_edges(n, patterns, [(0, min(r, num_heads)) for _, r in patterns], causal)
 
 
@@ -217,15 +254,18 @@ def reach(mask: Tensor, layers: int) -> Tensor:
     mask (n, n) is one layer's graph (mask[q, k]: q attends to k; take ``.any(0)`` over heads,
     since a layer mixes its heads). Residual connections carry each token's own state to the next
     layer, so self-loops are added: reach = (mask | I)^layers, a breadth-first search by boolean
-    matrix products (O(layers n^3): for teaching sizes).
+    matrix products (O(min(layers, n) n^3): for teaching sizes). A path needs at most n - 1 steps, so
+    layers beyond that change nothing and are not computed.
     """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a square bool tensor (n, n), got {type(mask).__name__}")
     if mask.dim() != 2 or mask.shape[0] != mask.shape[1] or mask.dtype != torch.bool:
         raise ValueError(f"mask must be a square bool matrix (n, n), got {tuple(mask.shape)} {mask.dtype}")
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
         raise ValueError(f"layers must be an integer >= 1, got {layers!r}")
     step = (mask | torch.eye(mask.shape[0], dtype=torch.bool, device=mask.device)).float()
     connected = step.clone()
-    for _ in range(layers - 1):
+    for _ in range(min(layers, max(1, mask.shape[0] - 1)) - 1):
         connected = (step @ connected).clamp_(max=1.0)                       # (n, n) 0/1
     return connected > 0
 
@@ -244,6 +284,11 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
         raise ValueError(f"v must match q in (batch, heads, seq_len) {tuple(q.shape[:3])}, got {tuple(v.shape[:3])}")
     if q.shape[2] < 1:
         raise ValueError(f"seq_len (dim 2 of q) must be >= 1, got {q.shape[2]}")
+    if not q.is_floating_point():
+        raise TypeError(f"q must be a floating-point tensor, got {q.dtype}")
+    for name, x in (("k", k), ("v", v)):
+        if x.dtype != q.dtype:
+            raise TypeError(f"{name} must have the dtype of q ({q.dtype}), got {x.dtype}")
 
 
 def _mix(out: Tensor, lse: Tensor, out_i: Tensor, lse_i: Tensor) -> None:
@@ -270,6 +315,9 @@ def dilated_attention_reference(q: Tensor, k: Tensor, v: Tensor, segment_lengths
     _check_qkv(q, k, v)
     patterns = _patterns(segment_lengths, dilation_rates)
     b, h, n, d = q.shape
+    if b * h * n * n > MAX_MASK_ELEMENTS:
+        raise ValueError(f"seq_len {n} is too long for the reference, which builds (batch, heads, n, n) = "
+                         f"{(b, h, n, n)} scores (at most {MAX_MASK_ELEMENTS}); use dilated_attention")
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(d)                         # (B, H, n, n)
     out = torch.zeros(v.shape, dtype=torch.float32 if v.dtype != torch.float64 else v.dtype, device=v.device)
     lse = torch.full((b, h, n), -math.inf, dtype=out.dtype, device=v.device)

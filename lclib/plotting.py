@@ -39,6 +39,8 @@ def save_fig(fig: mpl.figure.Figure, name: str) -> list[Path]:
     """
     if not isinstance(name, str) or not name or name.startswith("/") or ".." in name:
         raise ValueError(f"name must be a relative figure name like '01_rope/wavelengths', got {name!r}")
+    if not isinstance(fig, mpl.figure.Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     if profile.FAST:
         return []
     stem = figures_root() / name
@@ -47,6 +49,11 @@ def save_fig(fig: mpl.figure.Figure, name: str) -> list[Path]:
     fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return [png, svg]
+
+
+def _check_ax(ax: object) -> None:
+    if ax is not None and not isinstance(ax, plt.Axes):
+        raise TypeError(f"ax must be None or a matplotlib Axes, got {type(ax).__name__}")
 
 
 def heatmap(
@@ -67,6 +74,13 @@ def heatmap(
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"data must be 2-D, got shape {data.shape}")
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise TypeError(f"data must hold numbers, got dtype {data.dtype}")
+    for name, values, size in (("x", x, data.shape[1]), ("y", y, data.shape[0])):
+        if values is not None and len(values) != size:
+            raise ValueError(f"{name} must have one label per {'column' if name == 'x' else 'row'} of data ({size}), "
+                             f"got {len(values)}")
+    _check_ax(ax)
     ax = ax if ax is not None else plt.subplots(figsize=(5, 4))[1]
     image = ax.imshow(data, aspect="auto", origin="upper", vmin=vmin, vmax=vmax, cmap=cmap,
                       interpolation="nearest")
@@ -97,6 +111,12 @@ def lines(
     **kwargs,
 ) -> plt.Axes:
     """One line per entry of ys against the shared x; logx=2 gives a log2 axis (context lengths)."""
+    if not isinstance(ys, Mapping):
+        raise TypeError(f"ys must be a dict {{label: values}}, got {type(ys).__name__}")
+    for label, y in ys.items():
+        if len(np.asarray(y)) != len(np.asarray(x)):
+            raise ValueError(f"ys[{label!r}] must have one value per x ({len(np.asarray(x))}), got {len(np.asarray(y))}")
+    _check_ax(ax)
     ax = ax if ax is not None else plt.subplots(figsize=(6, 3.5))[1]
     for label, y in ys.items():
         ax.plot(x, np.asarray(y), label=label, **kwargs)

@@ -18,6 +18,7 @@ the effective length):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -25,19 +26,54 @@ import sys
 import torch
 from torch import Tensor
 
+from . import cli
 from .model import GPT
 from .tasks import VALUE_LEN, KVTask
 from .train import load, read_metadata
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # Student t
+SAMPLE_CHUNK = 512  # position_sweep draws its probe sequences this many at a time, whatever its batch size
+
+
+def _t_two_sided(t: float, dof: int) -> float:
+    """P(|T| < t) for Student's t with an integer number of degrees of freedom: the closed form of
+    Abramowitz and Stegun 26.7.3-4 (a finite sum in cos^2 of atan(t / sqrt(dof)))."""
+    theta = math.atan(t / math.sqrt(dof))
+    sin, cos2 = math.sin(theta), math.cos(theta) ** 2
+    term = total = 1.0
+    if dof % 2:  # odd: 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2.4/(3.5) cos^4 + ...)), dof - 3 over 2 terms
+        for k in range(1, (dof - 3) // 2 + 1):
+            term *= cos2 * (2 * k) / (2 * k + 1)
+            total += term
+        return 2 / math.pi * (theta + (sin * math.cos(theta) * total if dof > 1 else 0.0))
+    for k in range(1, (dof - 2) // 2 + 1):  # even: sin (1 + 1/2 cos^2 + 1.3/(2.4) cos^4 + ...)
+        term *= cos2 * (2 * k - 1) / (2 * k)
+        total += term
+    return sin * total
+
+
+@functools.lru_cache(maxsize=None)
+def t_quantile_95(dof: int) -> float:
+    """The t with P(|T| < t) = 0.95 for Student's t with dof degrees of freedom (12.706 for 1, 2.228 for 10,
+    1.984 for 100), by bisection on the exact distribution function: the multiplier of a 95% interval
+    on a mean of dof + 1 values."""
+    if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
+        raise ValueError(f"dof must be a positive int, got {dof!r}")
+    low, high = 0.0, 100.0  # P(|T| < 100) > 0.99 already for 1 degree of freedom
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if _t_two_sided(mid, dof) < 0.95 else (low, mid)
+    return (low + high) / 2
 
 
 def wilson_interval(successes: Tensor, trials: int, z: float = Z95) -> tuple[Tensor, Tensor]:
     """95% Wilson score interval for binomial proportions (Wilson 1927). Shapes: successes (...,) -> two (...,)."""
-    if trials < 1:
-        raise ValueError(f"trials must be >= 1, got {trials}")
-    p = torch.as_tensor(successes, dtype=torch.float64) / trials
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be an int >= 1, got {trials!r}")
+    successes = torch.as_tensor(successes, dtype=torch.float64)
+    if bool(((successes < 0) | (successes > trials) | successes.isnan()).any()):
+        raise ValueError(f"successes must lie in 0..trials = {trials}, got {successes.tolist()}")
+    p = successes / trials
     denom = 1 + z ** 2 / trials
     centre = (p + z ** 2 / (2 * trials)) / denom
     half = z * torch.sqrt(p * (1 - p) / trials + z ** 2 / (4 * trials ** 2)) / denom
@@ -50,12 +86,18 @@ def mean_ci(values: Tensor, dim: int = 0) -> tuple[Tensor, Tensor]:
 
     Shapes: values (n, ...) -> mean (...,), half-width (...,). One value gives a zero half-width.
     """
+    if not isinstance(values, (Tensor, list, tuple)) and not hasattr(values, "__array__"):
+        raise TypeError(f"values must be a tensor or an array of numbers, got {type(values).__name__}")
     values = torch.as_tensor(values, dtype=torch.float64)
-    n = values.shape[dim]
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -values.dim() <= dim < max(values.dim(), 1):
+        raise ValueError(f"dim must be an int in [-{values.dim()}, {values.dim()}), got {dim!r}")
+    n = values.shape[dim] if values.dim() else 1
+    if n == 0:
+        raise ValueError("values must hold at least one value along dim, got none")
     mean = values.mean(dim)
     if n < 2:
         return mean, torch.zeros_like(mean)
-    t = T95.get(n - 1, Z95)
+    t = t_quantile_95(n - 1)
     return mean, t * values.std(dim, unbiased=True) / math.sqrt(n)
 
 
@@ -67,35 +109,46 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     Returns a dict of float64 tensors of shape (n_pairs,): "exact" (fraction), "exact_lo",
     "exact_hi" (95% Wilson), "logprob" (mean), "logprob_ci" (95% half-width), "logprob_miss" (mean
     log p of the correct value over the misses only, nan where there is none), plus "positions"
-    (1-based, as in Liu et al.), "samples", "n_pairs". The same seed gives the same sequences.
+    (1-based, as in Liu et al.), "samples", "n_pairs". The same seed gives the same sequences, whatever
+    the batch size (which only sets how many sequences go through the model at once).
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive int, got {samples!r}")
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
         raise ValueError(f"n_pairs must be a positive int, got {n_pairs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a GPT), got {type(model).__name__}")
+    if not isinstance(task, KVTask):
+        raise TypeError(f"task must be a lclib.tasks.KVTask, got {type(task).__name__}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     query = torch.arange(n_pairs).repeat_interleave(samples)  # (n * S,) position of each probe
+    # the sequences are drawn SAMPLE_CHUNK at a time, never batch_size at a time: the batch size only
+    # decides how many go through the model at once, so it cannot change the result
+    chunks = [task.sample(len(q), gen, n_pairs=n_pairs, query_positions=q[:, None])
+              for q in query.split(SAMPLE_CHUNK)]
+    all_tokens = torch.cat([c["tokens"] for c in chunks])  # (n * S, T)
+    all_at = torch.cat([c["answer_at"][:, 0] for c in chunks])  # (n * S,) index of the question's key
     exact = torch.zeros(n_pairs * samples, dtype=torch.bool)
     logprob = torch.zeros(n_pairs * samples, dtype=torch.float64)
     for start in range(0, len(query), batch_size):
-        q = query[start:start + batch_size, None]  # (b, 1)
-        batch = task.sample(len(q), gen, n_pairs=n_pairs, query_positions=q)
-        tokens = batch["tokens"].to(dev)  # (b, T)
-        at = batch["answer_at"][:, 0].to(dev)  # (b,) index of the question's key
+        tokens = all_tokens[start:start + batch_size].to(dev)  # (b, T)
+        at = all_at[start:start + batch_size].to(dev)  # (b,)
         logp = model(tokens).float().log_softmax(-1)  # (b, T, vocab)
-        rows = torch.arange(len(q), device=dev)
-        ok = torch.ones(len(q), dtype=torch.bool, device=dev)
-        lp = torch.zeros(len(q), dtype=torch.float64, device=dev)
+        rows = torch.arange(len(tokens), device=dev)
+        ok = torch.ones(len(tokens), dtype=torch.bool, device=dev)
+        lp = torch.zeros(len(tokens), dtype=torch.float64, device=dev)
         for step in range(VALUE_LEN):  # logits at the key (+ step) predict value token step
             target = tokens[rows, at + 1 + step]  # (b,)
             step_logp = logp[rows, at + step]  # (b, vocab)
             ok &= step_logp.argmax(-1) == target
             lp += step_logp[rows, target].double()
-        exact[start:start + len(q)] = ok.cpu()
-        logprob[start:start + len(q)] = lp.cpu()
+        exact[start:start + len(tokens)] = ok.cpu()
+        logprob[start:start + len(tokens)] = lp.cpu()
     model.train(was_training)
     hits = exact.view(n_pairs, samples).sum(1)  # (n,)
     lo, hi = wilson_interval(hits, samples)
@@ -114,6 +167,8 @@ def u_shape(acc: Tensor, ends: int = 1) -> dict[str, float]:
     "first", "last": mean of the first / last ``ends`` positions; "middle_min": the minimum over
     the rest; "depth": min(first, last) - middle_min; "max_dev": largest |acc - mean|.
     """
+    if isinstance(ends, bool) or not isinstance(ends, int) or ends < 1:
+        raise ValueError(f"ends must be an int >= 1, got {ends!r}")
     acc = torch.as_tensor(acc, dtype=torch.float64)
     if acc.dim() != 1 or len(acc) < 2 * ends + 1:
         raise ValueError(f"acc must be 1-D with more than {2 * ends} positions, got shape {tuple(acc.shape)}")
@@ -125,6 +180,8 @@ def u_shape(acc: Tensor, ends: int = 1) -> dict[str, float]:
 
 def sweep_to_json(result: dict) -> dict:
     """A position_sweep result with tensors as lists, rounded, for printing or saving."""
+    if not isinstance(result, dict):
+        raise TypeError(f"result must be the dict position_sweep returns, got {type(result).__name__}")
     def convert(v: object) -> object:
         if not isinstance(v, Tensor):
             return v
@@ -159,16 +216,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="RULER-lite scores per task and length, and the effective length (see: ruler --help)")
     sweep = sub.add_parser("position-sweep", help="exact match and log p(value) per pair position")
     sweep.add_argument("--checkpoint", required=True, help="folder written by lclib.train.save")
-    sweep.add_argument("--pairs", type=int, required=True, help="pairs per probe sequence")
-    sweep.add_argument("--samples", type=int, default=256, help="probe sequences per position")
+    sweep.add_argument("--pairs", type=cli.positive_int, required=True, help="pairs per probe sequence")
+    sweep.add_argument("--samples", type=cli.positive_int, default=256, help="probe sequences per position")
     sweep.add_argument("--seed", type=int, default=0)
-    sweep.add_argument("--key-symbols", type=int, default=None, help="override the checkpoint task's key alphabet")
+    sweep.add_argument("--key-symbols", type=cli.positive_int, default=None,
+                       help="override the checkpoint task's key alphabet")
     sweep.add_argument("--distinct-keys", action="store_true", default=None, help="probe with distinct keys")
     sweep.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cli.add_debug(sweep)
     args = parser.parse_args(argv)
-    model = load(args.checkpoint)
-    task = _task_from_metadata(read_metadata(args.checkpoint), args.key_symbols, args.distinct_keys)
-    result = position_sweep(model, task, args.pairs, args.samples, args.seed)
+    return cli.run(lambda: _position_sweep_command(args), args.debug)
+
+
+def _position_sweep_command(args: argparse.Namespace) -> int:
+    meta = read_metadata(args.checkpoint)
+    if "tasks" in meta.get("task", {}):
+        raise ValueError(f"{args.checkpoint} is a RULER-lite checkpoint (notebook 05), not a key-value one: "
+                         "probe it with `python -m lclib.probes ruler`")
+    task = _task_from_metadata(meta, args.key_symbols, args.distinct_keys)
+    result = position_sweep(load(args.checkpoint), task, args.pairs, args.samples, args.seed)
     if args.json:
         print(json.dumps(sweep_to_json(result)))
     else:
@@ -177,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{i + 1:8d}  {result['exact'][i]:.3f}  [{result['exact_lo'][i]:.3f}, {result['exact_hi'][i]:.3f}]"
                   f"  {result['logprob'][i]:8.3f} +- {result['logprob_ci'][i]:.3f}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

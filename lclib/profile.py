@@ -1,7 +1,9 @@
 """The one switch between the full profile and the reduced (FAST) one.
 
 ``LCLIB_FAST=1`` (or any ``CI`` variable, as CI sets) selects the reduced profile: smaller sizes
-and fewer iterations, never a different method. Read once, at import.
+and fewer iterations, never a different method. ``LCLIB_RETRAIN=1`` (set by ``make run``) adds, in
+the full profile, the cells that retrain a shipped model to check it reproduces (minutes each): they
+belong to whoever regenerates the outputs, not to a class working through a notebook. Read once, at import.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def _on(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no")
+
+
 def _read_flag() -> bool:
     value = os.environ.get("LCLIB_FAST")
     if value is not None:
-        return value.strip().lower() not in ("", "0", "false", "no")
+        return _on(value)
     return bool(os.environ.get("CI"))
 
 
 FAST: bool = _read_flag()
 NAME: str = "reduced (FAST)" if FAST else "full"
+RETRAIN: bool = not FAST and _on(os.environ.get("LCLIB_RETRAIN", ""))
 
 
 def pick(full: T, fast: T) -> T:
@@ -30,4 +37,6 @@ def pick(full: T, fast: T) -> T:
 
 def tag(title: str) -> str:
     """A plot title, marked "(FAST)" in the reduced profile so that no one mistakes it for the real figure."""
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {type(title).__name__}")
     return f"{title} (FAST)" if FAST else title

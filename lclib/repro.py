@@ -26,8 +26,18 @@ def device() -> torch.device:
     """CUDA when present, else CPU (MPS is skipped: some ops we use are not reliable there yet)."""
     forced = os.environ.get("LCLIB_DEVICE")
     if forced:
-        return torch.device(forced)
+        try:
+            return torch.device(forced)
+        except RuntimeError:
+            raise ValueError(f"LCLIB_DEVICE must name a torch device such as 'cpu' or 'cuda:0', got {forced!r}") from None
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build() -> dict[str, str]:
+    """What decides the last bits of a CPU training run besides its recipe and thread count: the torch build
+    and the instruction set its CPU kernels use (AVX2, AVX512, ...), which set the order floats are summed in.
+    Stored beside trained weights, so that a retrain knows whether it may expect the same bits."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def banner() -> str:

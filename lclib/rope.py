@@ -11,7 +11,7 @@ Two pair layouts are in use and both are supported:
 
 They are the same operation up to a fixed permutation of coordinates (see :func:`layout_permutation`).
 Angles are computed in float64: in float32, ``position * theta`` loses about 1e-4 rad at position
-4095 and 4e-3 rad at 131071, enough to move a trained model's long-range scores.
+4095 and 2.7e-3 rad at 131071, enough to move a trained model's long-range scores.
 """
 
 from __future__ import annotations
@@ -34,13 +34,47 @@ def _check_head_dim(head_dim: int) -> None:
 def _check_base(base: float) -> None:
     if not isinstance(base, (int, float)) or isinstance(base, bool):
         raise TypeError(f"base must be a number, got {type(base).__name__}")
-    if not base > 1:
-        raise ValueError(f"base must be > 1 (theta_i = base^(-2i/d) must decrease), got {base}")
+    if not base > 1 or math.isinf(base):
+        raise ValueError(f"base must be > 1 and finite (theta_i = base^(-2i/d) must decrease), got {base}")
 
 
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def _check_tensor(name: str, value: object, floating: bool = True) -> None:
+    """A torch.Tensor, of a floating dtype when floating (an integer x or inv_freq would be truncated)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+
+
+def _check_attention_factor(attention_factor: float) -> None:
+    if not isinstance(attention_factor, (int, float)) or isinstance(attention_factor, bool):
+        raise TypeError(f"attention_factor must be a number, got {type(attention_factor).__name__}")
+    if not 0 < attention_factor < math.inf:
+        raise ValueError(f"attention_factor must be a finite number > 0, got {attention_factor}")
+
+
+def _check_rope_inputs(x: Tensor, positions: Tensor, inv_freq: Tensor) -> None:
+    """Shapes: x (..., seq_len, head_dim) floating, positions (seq_len,), inv_freq (head_dim // 2,) floating."""
+    _check_tensor("x", x)
+    _check_tensor("positions", positions, floating=False)
+    _check_tensor("inv_freq", inv_freq)
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (..., seq_len, head_dim), got {tuple(x.shape)}")
+    if x.shape[-1] % 2:
+        raise ValueError(f"head_dim (last dimension of x) must be even for RoPE, got {x.shape[-1]}")
+    if inv_freq.dim() != 1 or inv_freq.shape[0] * 2 != x.shape[-1]:
+        raise ValueError(
+            f"inv_freq must have shape (head_dim // 2,) = ({x.shape[-1] // 2},), got {tuple(inv_freq.shape)}"
+        )
+    if positions.dim() != 1 or positions.shape[0] != x.shape[-2]:
+        raise ValueError(
+            f"positions must have shape (seq_len,) = ({x.shape[-2]},), got {tuple(positions.shape)}"
+        )
 
 
 def inv_freq(head_dim: int, base: float = 10000.0) -> Tensor:
@@ -57,6 +91,7 @@ def inv_freq(head_dim: int, base: float = 10000.0) -> Tensor:
 
 def wavelengths(inv_freq: Tensor) -> Tensor:
     """Tokens needed for pair i to complete one full turn: 2*pi / theta_i. Shape: like inv_freq."""
+    _check_tensor("inv_freq", inv_freq)
     return 2 * math.pi / inv_freq.double()
 
 
@@ -68,6 +103,11 @@ def rope_cos_sin(
     This is what a model caches once per sequence length.
     Shapes: positions (seq_len,); inv_freq (head_dim // 2,); returns two (seq_len, head_dim // 2).
     """
+    _check_tensor("positions", positions, floating=False)
+    _check_tensor("inv_freq", inv_freq)
+    _check_attention_factor(attention_factor)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype (cos and sin lie in [-1, 1]), got {dtype}")
     if positions.dim() != 1:
         raise ValueError(f"positions must be 1-D (seq_len,), got shape {tuple(positions.shape)}")
     if inv_freq.dim() != 1:
@@ -88,6 +128,9 @@ def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half",
     Shapes: x (..., seq_len, head_dim); cos, sin (seq_len, head_dim // 2); returns like x.
     """
     _check_layout(layout)
+    _check_tensor("x", x)
+    _check_tensor("cos", cos)
+    _check_tensor("sin", sin)
     half = x.shape[-1] // 2
     if x.shape[-1] % 2 or cos.shape != (x.shape[-2], half) or sin.shape != cos.shape:
         raise ValueError(
@@ -122,26 +165,13 @@ def apply_rope(
 ) -> Tensor:
     """Rotate each feature pair of x by angle position * inv_freq (RoFormer, Eq. 34).
 
-    layout="interleaved" pairs (2i, 2i+1) as in the paper; "half" pairs (i, i + d/2) as in Llama
-    and Hugging Face. attention_factor multiplies cos and sin, so a q.k logit scales by its square
+    layout="interleaved" pairs (2i, 2i+1) as in the paper and Meta's reference Llama code; "half" pairs
+    (i, i + d/2) as in Hugging Face transformers (which permutes W_q, W_k when converting). attention_factor multiplies cos and sin, so a q.k logit scales by its square
     (the Hugging Face convention used by YaRN). positions may be integer or float.
     Shapes: x (..., seq_len, head_dim); positions (seq_len,); inv_freq (head_dim // 2,).
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    _check_rope_inputs(x, positions, inv_freq)
     _check_layout(layout)
-    if x.dim() < 2:
-        raise ValueError(f"x must have shape (..., seq_len, head_dim), got {tuple(x.shape)}")
-    if x.shape[-1] % 2:
-        raise ValueError(f"head_dim (last dimension of x) must be even for RoPE, got {x.shape[-1]}")
-    if inv_freq.dim() != 1 or inv_freq.shape[0] * 2 != x.shape[-1]:
-        raise ValueError(
-            f"inv_freq must have shape (head_dim // 2,) = ({x.shape[-1] // 2},), got {tuple(inv_freq.shape)}"
-        )
-    if positions.dim() != 1 or positions.shape[0] != x.shape[-2]:
-        raise ValueError(
-            f"positions must have shape (seq_len,) = ({x.shape[-2]},), got {tuple(positions.shape)}"
-        )
     cos, sin = rope_cos_sin(positions.to(x.device), inv_freq, attention_factor, dtype=x.dtype)
     return apply_rope_cached(x, cos, sin, layout)
 
@@ -152,6 +182,7 @@ def apply_rope_complex(x: Tensor, positions: Tensor, inv_freq: Tensor) -> Tensor
     Same numbers as apply_rope(..., layout="interleaved"); kept for teaching (RoFormer, Eq. 12).
     Shapes: x (..., seq_len, head_dim); positions (seq_len,); inv_freq (head_dim // 2,).
     """
+    _check_rope_inputs(x, positions, inv_freq)
     angles = positions.to(torch.float64)[:, None] * inv_freq.to(torch.float64)[None, :]  # (seq_len, d/2)
     rotor = torch.polar(torch.ones_like(angles), angles)  # e^{j angle}, complex128
     z = torch.view_as_complex(x.to(torch.float64).reshape(*x.shape[:-1], -1, 2).contiguous())
@@ -174,13 +205,19 @@ def decay_bound(head_dim: int, base: float, distances: Tensor) -> Tensor:
     """RoFormer's long-term decay bound (section 3.4.3) as a function of relative distance m - n.
 
     bound(m - n) = (1 / (d/2)) * sum_{j=1}^{d/2} |S_j|, with S_j = sum_{k<j} exp(i (m - n) theta_k).
-    Equals (d/2 + 1) / 2 at distance 0; it shrinks with distance but not monotonically.
+    Equals (d/2 + 1) / 2 at distance 0; it falls over the first hundreds of tokens, then (beyond about
+    2^9 for d = 128) its peaks rise again while its minima keep falling: a loose bound, not a decay law.
     Shapes: distances (n,), returns (n,) float64.
     """
     theta = inv_freq(head_dim, base)  # (d/2,)
-    distances = torch.as_tensor(distances, dtype=torch.float64)
+    try:
+        distances = torch.as_tensor(distances, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"distances must be a 1-D tensor or list of numbers, got {type(distances).__name__}") from None
     if distances.dim() != 1:
         raise ValueError(f"distances must be 1-D, got shape {tuple(distances.shape)}")
+    if not bool(torch.isfinite(distances).all()):
+        raise ValueError(f"distances must be finite numbers, got {distances.tolist()}")
     angles = distances[:, None] * theta[None, :]  # (n, d/2)
     partial_sums = torch.cumsum(torch.polar(torch.ones_like(angles), angles), dim=-1)  # S_1..S_{d/2}
     return partial_sums.abs().mean(dim=-1)

@@ -115,6 +115,8 @@ def yarn_temperature(scale: float) -> float:
     """
     if not _is_number(scale):
         raise TypeError(f"scale must be a number, got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number (the context extension factor s), got {scale}")
     return 1.0 if scale <= 1 else 0.1 * math.log(scale) + 1.0
 
 
@@ -132,6 +134,8 @@ def yarn_correction_range(
     rope._check_base(base)
     _check_positive_int("original_max_len", original_max_len)
     _check_betas(beta_fast, beta_slow)
+    if not isinstance(truncate, bool):
+        raise TypeError(f"truncate must be a bool, got {type(truncate).__name__}")
 
     def index_of(turns: float) -> float:
         return head_dim * math.log(original_max_len / (turns * 2 * math.pi)) / (2 * math.log(base))

@@ -30,6 +30,16 @@ VALUE_SYMBOLS = 16  # symbols per value token, printed as hex digits
 VALUE_LEN = 2  # tokens per value: 16 ** 2 = 256 values
 IGNORE = -100  # target index ignored by F.cross_entropy
 DEMANDS = ("uniform", "ends", "smooth", "recency", "primacy")
+DEMAND_PARAMS = ("tau", "eps", "ends")  # the keyword arguments of demand() a task may set
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def demand(kind: str, n_pairs: int, *, tau: float = 3.0, eps: float = 0.25, ends: int = 4) -> Tensor:
@@ -43,12 +53,12 @@ def demand(kind: str, n_pairs: int, *, tau: float = 3.0, eps: float = 0.25, ends
     """
     if kind not in DEMANDS:
         raise ValueError(f"kind must be one of {DEMANDS}, got {kind!r}")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
-        raise ValueError(f"n_pairs must be a positive int, got {n_pairs!r}")
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"eps must be in [0, 1], got {eps}")
-    if tau <= 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+    _check_positive_int("n_pairs", n_pairs)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
+        raise ValueError(f"eps must be a number in [0, 1], got {eps!r}")
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau < math.inf:
+        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
+    _check_positive_int("ends", ends)
     i = torch.arange(n_pairs, dtype=torch.float64)
     if kind == "uniform":
         return torch.full((n_pairs,), 1.0 / n_pairs, dtype=torch.float64)
@@ -75,16 +85,28 @@ class KVTask:
     demand_params: dict = field(default_factory=dict)  # tau, eps, ends for demand()
 
     def __post_init__(self) -> None:
+        n = self.n_pairs
+        if not (_is_int(n) or isinstance(n, (tuple, list)) and len(n) == 2 and all(_is_int(x) for x in n)):
+            raise ValueError(f"n_pairs must be a positive int or (min, max) with min <= max, got {n!r}")
         lo, hi = self.length_range
         if lo < 1 or hi < lo:
             raise ValueError(f"n_pairs must be a positive int or (min, max) with min <= max, got {self.n_pairs!r}")
-        if not 1 <= self.key_symbols <= MAX_KEYS:
-            raise ValueError(f"key_symbols must be in 1..{MAX_KEYS}, got {self.key_symbols}")
+        if not _is_int(self.key_symbols) or not 1 <= self.key_symbols <= MAX_KEYS:
+            raise ValueError(f"key_symbols must be an int in 1..{MAX_KEYS}, got {self.key_symbols!r}")
+        if not isinstance(self.distinct_keys, bool):
+            raise TypeError(f"distinct_keys must be a bool, got {type(self.distinct_keys).__name__}")
         if self.distinct_keys and hi > self.key_symbols:
             raise ValueError(f"distinct_keys needs key_symbols >= n_pairs, got {self.key_symbols} < {hi}")
-        if self.questions < 1:
-            raise ValueError(f"questions must be >= 1, got {self.questions}")
-        demand(self.demand, lo, **self.demand_params)  # validates kind and parameters
+        if not _is_int(self.questions) or self.questions < 1:
+            raise ValueError(f"questions must be an int >= 1, got {self.questions!r}")
+        if self.demand not in DEMANDS:
+            raise ValueError(f"demand must be one of {DEMANDS} (the kind of lclib.tasks.demand), got {self.demand!r}")
+        if not isinstance(self.demand_params, dict):
+            raise TypeError(f"demand_params must be a dict, got {type(self.demand_params).__name__}")
+        unknown = sorted(set(self.demand_params) - set(DEMAND_PARAMS))
+        if unknown:
+            raise ValueError(f"demand_params has unknown keys {unknown}; expected some of {DEMAND_PARAMS}")
+        demand(self.demand, lo, **self.demand_params)  # validates the parameters' values
 
     @property
     def length_range(self) -> tuple[int, int]:
@@ -114,12 +136,14 @@ class KVTask:
         values (B, n, 2), query (B, q) pair indices, answer_at (B, q) index of the question's key
         token (logits there predict v1, one later v2), counted (B, q) bool (False for a repeat).
         """
+        _check_positive_int("batch", batch)
         lo, hi = self.length_range
         if n_pairs is None:
             n_pairs = int(torch.randint(lo, hi + 1, (1,), generator=generator))
+        _check_positive_int("n_pairs", n_pairs)
         n, B = n_pairs, batch
-        if n > MAX_KEYS and self.distinct_keys:
-            raise ValueError(f"n_pairs must be <= {MAX_KEYS} with distinct keys, got {n}")
+        if n > self.key_symbols and self.distinct_keys:  # argsort below cannot give more distinct keys than symbols
+            raise ValueError(f"n_pairs must be <= key_symbols = {self.key_symbols} with distinct keys, got {n}")
         if self.distinct_keys:
             keys = torch.rand(B, self.key_symbols, generator=generator).argsort(dim=1)[:, :n]  # (B, n)
         else:
@@ -129,7 +153,11 @@ class KVTask:
             p = demand(self.demand, n, **self.demand_params)
             query = torch.multinomial(p.expand(B, n), self.questions, replacement=True, generator=generator)
         else:
-            query = torch.as_tensor(query_positions, dtype=torch.long).reshape(B, -1)
+            query = torch.as_tensor(query_positions, dtype=torch.long)
+            if query.numel() == 0 or query.numel() % B:
+                raise ValueError(f"query_positions must have shape (batch, q) with batch = {B}, "
+                                 f"got {tuple(query.shape)}")
+            query = query.reshape(B, -1)
             if int(query.min()) < 0 or int(query.max()) >= n:
                 raise ValueError(f"query_positions must be in 0..{n - 1}, got {query.min()}..{query.max()}")
         nq = query.shape[1]
@@ -161,6 +189,8 @@ class KVTask:
 
 def token_text(token: int) -> str:
     """One token as text: special words, keys K00..K63, value symbols as hex digits."""
+    if not _is_int(token):
+        raise TypeError(f"token must be an int, got {type(token).__name__}")
     if token == PAD:
         return "PAD"
     if token == BOS:
@@ -178,7 +208,13 @@ def token_text(token: int) -> str:
 
 def to_text(tokens: Tensor) -> str:
     """A sequence (T,) as readable text, one pair or question per word group: 'BOS K07:3a K19:f0 | Q K19 -> f0'."""
-    toks = [int(t) for t in torch.as_tensor(tokens).flatten()]
+    try:
+        tokens = torch.as_tensor(tokens)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"tokens must be a tensor or list of token ids, got {type(tokens).__name__}") from None
+    if tokens.is_floating_point() or tokens.is_complex():
+        raise TypeError(f"tokens must hold integer token ids, got {tokens.dtype}")
+    toks = [int(t) for t in tokens.flatten()]
     words, i = [], 0
     while i < len(toks):
         t = toks[i]
@@ -203,11 +239,15 @@ def bayes_accuracy(p: Tensor, key_symbols: int) -> Tensor:
     right when no higher-demand position matches, and with chance 1/(1+c) when c equal-demand ones
     do. Depends only on the ranking of p. Shape: p (n,) -> (n,) float64.
     """
-    p = torch.as_tensor(p, dtype=torch.float64)
+    try:
+        p = torch.as_tensor(p, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"p must be a 1-D tensor of probabilities, got {type(p).__name__}") from None
     if p.dim() != 1:
         raise ValueError(f"p must be 1-D (n_pairs,), got shape {tuple(p.shape)}")
-    if key_symbols < 1:
-        raise ValueError(f"key_symbols must be >= 1, got {key_symbols}")
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError(f"p must be finite (a demand distribution), got {p.tolist()}")
+    _check_positive_int("key_symbols", key_symbols)
     q = 1.0 / key_symbols
     out = torch.empty_like(p)
     for i in range(len(p)):
@@ -218,3 +258,42 @@ def bayes_accuracy(p: Tensor, key_symbols: int) -> Tensor:
         tie_term = sum(math.comb(ties, c) * q ** c * (1 - q) ** (ties - c) / (1 + c) for c in range(ties + 1))
         out[i] = (1 - q) ** higher * tie_term
     return out
+
+
+def bayes_logprob(sample: dict[str, Tensor], p: Tensor) -> dict[str, Tensor]:
+    """The Bayes predictor's log p of the correct value, and its exact match, for each question of a sample.
+
+    The Bayes predictor knows the task: the question "Q key" asks about one of the pairs holding
+    that key, pair j with posterior probability p(j) / sum of p over the matching pairs (Bayes'
+    rule with the demand p as prior), and it predicts each value token from that mixture,
+    teacher-forced as the probe reads a model: p(v1) = posterior mass of the matches with first
+    token v1, p(v2 | v1) the same among the matches whose first token is the true v1. "logprob" is
+    log p(v1) + log p(v2 | v1) of the correct value; "exact" is the probability that greedy decoding
+    prints both correct tokens (ties between equally likely tokens split evenly), the per-sequence
+    form of `bayes_accuracy` (which ignores the 1-in-16 chance that two matches share a first token).
+    sample: a `KVTask.sample` dict (uses "keys" (B, n), "values" (B, n, 2), "query" (B, q));
+    p: the demand (n,), positive. Returns float64 tensors of shape (B, q).
+    """
+    keys, values, query = sample["keys"], sample["values"], sample["query"]
+    B, n = keys.shape
+    p = torch.as_tensor(p, dtype=torch.float64)
+    if p.shape != (n,):
+        raise ValueError(f"p must have shape ({n},), one demand per pair of the sample, got {tuple(p.shape)}")
+    if not bool((torch.isfinite(p) & (p > 0)).all()):
+        raise ValueError(f"p must be finite and positive at every position (a demand), got {p.tolist()}")
+    nq = query.shape[1]
+    match = keys[:, None, :] == keys.gather(1, query)[..., None]  # (B, q, n): pairs holding the asked key
+    weight = match.double() * p  # (B, q, n) unnormalised posterior over the asked pair
+    true = values.gather(1, query[..., None].expand(B, nq, VALUE_LEN))  # (B, q, 2)
+    logprob = torch.zeros(B, nq, dtype=torch.float64)
+    exact = torch.ones(B, nq, dtype=torch.float64)
+    for step in range(VALUE_LEN):
+        token = values[:, None, :, step].expand(B, nq, n)  # (B, q, n) this value token of every pair
+        mass = torch.zeros(B, nq, VALUE_SYMBOLS, dtype=torch.float64).scatter_add_(2, token, weight)
+        probs = mass / mass.sum(-1, keepdim=True)  # (B, q, 16) predictive distribution of the token
+        right = probs.gather(2, true[..., step:step + 1]).squeeze(-1)  # (B, q)
+        logprob += right.log()
+        top = torch.isclose(probs, probs.max(-1, keepdim=True).values, rtol=1e-9, atol=0.0)  # (B, q, 16)
+        exact *= torch.isclose(right, probs.max(-1).values, rtol=1e-9, atol=0.0).double() / top.sum(-1)
+        weight = weight * (token == true[..., step:step + 1])  # teacher forcing: keep the true token's matches
+    return {"logprob": logprob, "exact": exact}

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import repro
+from . import cli, repro
 from .model import GPT, GPTConfig
 from .tasks import IGNORE, KVTask
 
@@ -46,9 +46,26 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm
     seed: int = 0  # seeds the initialisation and the data generator
 
+    def __post_init__(self) -> None:
+        for name, low in (("steps", 1), ("batch_size", 1), ("warmup", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        for name, zero_ok in (("lr", False), ("grad_clip", False), ("weight_decay", True)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or (value == 0 and not zero_ok):
+                raise ValueError(f"{name} must be a finite number {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an int, got {type(self.seed).__name__}")
+
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate at a step: linear warm-up to cfg.lr, then cosine decay to zero at cfg.steps."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
@@ -61,6 +78,15 @@ def answer_loss(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     With batch["weights"] (B, T), a weighted mean: a language model's loss on every token can then keep
     the few answer tokens from drowning among the rest.
     """
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"batch must be a dict of tensors (tokens, targets), got {type(batch).__name__}")
+    for key in ("tokens", "targets"):
+        if key not in batch:
+            raise ValueError(f"batch must hold {key!r} (B, T), got keys {sorted(batch)}")
+    for key in ("targets", "weights"):
+        if key in batch and batch[key].shape != batch["tokens"].shape:
+            raise ValueError(f"batch[{key!r}] must have the shape of batch['tokens'] {tuple(batch['tokens'].shape)}, "
+                             f"got {tuple(batch[key].shape)}")
     logits = model(batch["tokens"])  # (B, T, vocab)
     if "weights" not in batch:
         return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten(), ignore_index=IGNORE)
@@ -90,6 +116,19 @@ def train(
     end; its dicts are collected in history["evals"] as (step, result). history also holds
     "loss" (one float per step), "wall_s" and "device".
     """
+    if not isinstance(model_config, GPTConfig):
+        raise TypeError(f"model_config must be a GPTConfig, got {type(model_config).__name__}")
+    if not callable(getattr(task, "sample", None)) or not isinstance(getattr(task, "vocab_size", None), int):
+        raise TypeError(f"task must have vocab_size and sample(batch, generator) (a KVTask or RulerMixture), "
+                        f"got {type(task).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if eval_fn is not None and not callable(eval_fn):
+        raise TypeError(f"eval_fn must be None or a function (model, step) -> dict, got {type(eval_fn).__name__}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every must be an int >= 0 (0: only at the end), got {eval_every!r}")
+    if init_state is not None and not isinstance(init_state, Mapping):
+        raise TypeError(f"init_state must be None or a state_dict, got {type(init_state).__name__}")
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {cfg.steps} and {cfg.batch_size}")
     if model_config.vocab_size < task.vocab_size:
@@ -143,6 +182,14 @@ def run_steps(
     seeded with cfg.seed (on the CPU whatever the device), clips the gradient norm, steps opt and
     appends the loss to losses; after_step(steps done) runs after each step.
     """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if not callable(sample):
+        raise TypeError(f"sample must be a function (batch, generator) -> dict, got {type(sample).__name__}")
+    if after_step is not None and not callable(after_step):
+        raise TypeError(f"after_step must be None or a function (steps done) -> None, got {type(after_step).__name__}")
+    if not callable(getattr(losses, "append", None)):
+        raise TypeError(f"losses must be a list (one loss is appended per step), got {type(losses).__name__}")
     gen = torch.Generator().manual_seed(cfg.seed)
     dev = next(model.parameters()).device
     model.train()
@@ -163,6 +210,11 @@ def run_steps(
 CHECKPOINT_FORMAT = 2  # config.json holds data only: the model config, RoPE scaling as a dict, the weights' SHA-256
 
 
+def _check_path(path: object) -> None:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a pathlib.Path, got {type(path).__name__}")
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -180,6 +232,16 @@ def save(model: GPT, path: str | Path, **metadata: object) -> Path:
     """
     from .scaling import RopeScaling
 
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a lclib.model.GPT, got {type(model).__name__}")
+    _check_path(path)
+    reserved = sorted({"format", "model", "weights_sha256"} & set(metadata))
+    if reserved:
+        raise ValueError(f"metadata must not use the keys save() writes itself, got {reserved}")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"metadata must be JSON data (numbers, strings, lists, dicts): {e}") from None
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     scaling = model.config.rope_scaling
@@ -223,6 +285,7 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> GPT:
     Nothing named in the files is imported or called; the weights' SHA-256 is checked when stored, and
     the config against the tensors' shapes (a ValueError names what disagrees).
     """
+    _check_path(path)
     path = Path(path)
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"path must be a folder with config.json and model.safetensors, got {path}")
@@ -252,28 +315,40 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> GPT:
 
 def read_metadata(path: str | Path) -> dict:
     """The config.json written beside the weights (model config and whatever save() was given)."""
-    return json.loads((Path(path) / "config.json").read_text())
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(f"path must be a folder with config.json (written by lclib.train.save), got {path}")
+    data = json.loads((Path(path) / "config.json").read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{Path(path) / 'config.json'} is not a JSON object: not a checkpoint written by lclib.train.save")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the lab model on key-value retrieval and save it.")
     parser.add_argument("--out", required=True, help="folder for model.safetensors and config.json")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--steps", type=cli.positive_int, default=3000)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=32)
+    parser.add_argument("--lr", type=cli.positive_float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pairs", type=int, nargs="+", default=[24], help="n, or min max")
-    parser.add_argument("--key-symbols", type=int, default=32)
+    parser.add_argument("--pairs", type=cli.positive_int, nargs="+", default=[24], help="n, or min max")
+    parser.add_argument("--key-symbols", type=cli.positive_int, default=32)
     parser.add_argument("--distinct-keys", action="store_true")
     parser.add_argument("--demand", default="smooth")
     parser.add_argument("--tau", type=float, default=3.0)
     parser.add_argument("--eps", type=float, default=0.25)
-    parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--d-model", type=cli.positive_int, default=64)
+    parser.add_argument("--layers", type=cli.positive_int, default=2)
+    parser.add_argument("--heads", type=cli.positive_int, default=4)
     parser.add_argument("--pos-encoding", default="rope")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: leave as is)")
+    parser.add_argument("--threads", type=cli.non_negative_int, default=0, help="torch threads on the CPU (0: leave as is)")
+    cli.add_debug(parser)
     args = parser.parse_args(argv)
+    if len(args.pairs) > 2:
+        parser.error(f"--pairs takes n, or min max; got {len(args.pairs)} numbers")
+    return cli.run(lambda: _train_command(args), args.debug)
+
+
+def _train_command(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pairs = args.pairs[0] if len(args.pairs) == 1 else (args.pairs[0], args.pairs[1])
@@ -286,7 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     save(model, args.out, task=task.to_dict(), train=asdict(tcfg), wall_s=round(history["wall_s"], 1))
     print(f"saved {args.out} ({model.num_params()} parameters, {history['wall_s']:.0f} s, final loss {history['loss'][-1]:.3f})")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -130,3 +130,23 @@ def test_cli_ruler_json_on_shipped_checkpoint():
     bad = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
                           "--lengths", "256", "--samples", "1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sweep_does_not_depend_on_the_batch_size():
+    task = KVTask(n_pairs=4, key_symbols=8)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=task.vocab_size, n_layer=1, n_head=2, d_model=16))
+    samples = probes.SAMPLE_CHUNK // 4 + 3  # more probes than one chunk of sequences
+    runs = [probes.position_sweep(model, task, 4, samples=samples, seed=7, batch_size=b) for b in (1000, 64, 7)]
+    for other in runs[1:]:
+        assert torch.equal(runs[0]["exact"], other["exact"])
+        torch.testing.assert_close(runs[0]["logprob"], other["logprob"], rtol=0, atol=1e-5)  # float32 rounding
+
+
+def test_t_quantile_matches_published_tables():
+    # Student's t, two-sided 95% (any statistics table): 1, 2, 9, 10, 30, 100 degrees of freedom
+    for dof, t in ((1, 12.706), (2, 4.303), (9, 2.262), (10, 2.228), (30, 2.042), (100, 1.984)):
+        assert probes.t_quantile_95(dof) == pytest.approx(t, abs=5e-4)
+    assert probes.t_quantile_95(100_000) == pytest.approx(probes.Z95, abs=1e-4)
+    mean, half = probes.mean_ci(torch.arange(12.0))  # 12 values: 11 degrees of freedom (2.201), not 1.96
+    assert half.item() == pytest.approx(2.201 * torch.arange(12.0).std().item() / 12 ** 0.5, rel=1e-3)

@@ -190,13 +190,30 @@ def test_effective_length_hand_tables():
 def test_notebook05_checkers_accept_right_and_reject_wrong():
     from lclib import checks
 
-    assert checks.check_string_match_all(M.string_match_all) is True
-    assert checks.check_effective_length(M.effective_length) is True
+    def match_all(prediction, references):  # written out: the checker hides lclib's own while it runs
+        return sum(r.lower() in prediction.lower() for r in references) / len(references)
+
+    def match_part(prediction, references):
+        return float(any(r.lower() in prediction.lower() for r in references))
+
+    def effective(scores, threshold, contiguous=True):
+        best = 0
+        for n in sorted(scores):
+            if scores[n] >= threshold:
+                best = n
+            elif contiguous:
+                break
+        return best
+
+    assert checks.check_string_match_all(match_all) is True
+    assert checks.check_effective_length(effective) is True
     assert checks.check_vt_reader(lambda p: [n for n in oracle(p).strip().split(", ") if n]) is True
     with pytest.raises(checks.CheckFailed, match="string_match_part"):
-        checks.check_string_match_all(M.string_match_part)
+        checks.check_string_match_all(match_part)
     with pytest.raises(checks.CheckFailed, match="first failure"):
-        checks.check_effective_length(lambda s, t: M.effective_length(s, t, contiguous=False))
+        checks.check_effective_length(lambda s, t: effective(s, t, contiguous=False))
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        checks.check_string_match_all(M.string_match_all)
 
     def stub(prompt):
         raise NotImplementedError

@@ -111,7 +111,7 @@ def test_ruler_command_line_json(base, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--samples", "0"], "positive integer"), (["--lengths", "160,,320"], "comma-separated"),
+    (["--samples", "0"], "whole number >= 1"), (["--lengths", "160,,320"], "comma-separated"),
     (["--lengths", "10"], "each length"), (["--method", "bogus"], "invalid choice")])
 def test_ruler_command_line_bad_arguments_exit_2_with_one_line(base, capsys, argv, message):
     path, _ = base

@@ -42,6 +42,26 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert len(ha["loss"]) == 4 and ha["device"] == "cpu" and not a.training
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_thread_count_same_bits_another_only_the_last_bits(threads):
+    """The promise of the module docstring: same seed and thread count, same weights bit for bit; another
+    thread count sums in another order, so the weights agree only to rounding after a few steps."""
+    cfg = TrainConfig(steps=6, batch_size=8, warmup=2)
+    config = GPTConfig(vocab_size=TASK.vocab_size, n_layer=2, n_head=4, d_model=64)
+    previous = torch.get_num_threads()
+    try:
+        runs = []
+        for n in (threads, threads, 3 - threads):
+            torch.set_num_threads(n)
+            runs.append(train(config, TASK, cfg, device="cpu", progress=False)[0].state_dict())
+    finally:
+        torch.set_num_threads(previous)
+    same, other = runs[1], runs[2]
+    for name, value in runs[0].items():
+        assert torch.equal(value, same[name]), name
+        torch.testing.assert_close(value, other[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_training_lowers_the_loss():
     task = KVTask(n_pairs=2, key_symbols=4, questions=2)
     _, hist = train(tiny_config(d_model=16), task, TrainConfig(steps=60, batch_size=16, warmup=5, lr=1e-2),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from lclib import repro
+from lclib import cli, repro
 from lclib.model import GPTConfig
 from lclib.ruler.mixture import LAB_TASKS, RulerMixture
 from lclib.scaling import RopeScaling
@@ -120,7 +120,12 @@ def main() -> int:
     parser.add_argument("--out", default="weights/effective_context")
     parser.add_argument("--only", nargs="+", choices=list(RECIPES), default=list(RECIPES))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(parser)
     args = parser.parse_args()
+    return cli.run(lambda: train_all(args), args.debug)
+
+
+def train_all(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(repro.banner())
     for name in args.only:
@@ -128,7 +133,7 @@ def main() -> int:
         model, history, mix, tcfg = train_one(name, out, progress=not args.quiet)
         last = history["loss"][-100:]
         save(model, out / name, task=mix.to_dict(), train=asdict(tcfg), recipe={"name": name, **RECIPES[name]},
-             threads=THREADS, wall_s=round(history["wall_s"], 1), loss_last100=round(sum(last) / len(last), 4))
+             threads=THREADS, build=repro.build(), wall_s=round(history["wall_s"], 1), loss_last100=round(sum(last) / len(last), 4))
         print(json.dumps({"name": name, "params": model.num_params(), "wall_s": round(time.perf_counter() - start, 1),
                           "loss_last100": round(sum(last) / len(last), 4)}), flush=True)
     return 0

@@ -27,7 +27,7 @@ from dataclasses import asdict
 
 import torch
 
-from lclib import probes, repro
+from lclib import cli, probes, repro
 from lclib.model import GPTConfig
 from lclib.tasks import KVTask
 from lclib.train import TrainConfig, save, train
@@ -67,7 +67,7 @@ def run(name: str, task: KVTask, tcfg: TrainConfig, args, init_state=None, step_
     summary = {k: round(v, 4) for k, v in probes.u_shape(sweep["exact"]).items()}
     save(model, f"{args.out}/{name}", task=task.to_dict(), train=asdict(tcfg), wall_s=round(hist["wall_s"], 1),
          history={"eval_samples": args.eval_samples, "eval_seed": EVAL_SEED, "points": log},
-         sweep=probes.sweep_to_json(sweep), summary=summary)
+         sweep=probes.sweep_to_json(sweep), summary=summary, threads=torch.get_num_threads(), build=repro.build())
     print(name, f"{hist['wall_s']:.0f} s", json.dumps(summary), flush=True)
     print("  exact %:", (sweep["exact"] * 100).round().int().tolist(), flush=True)
     return model
@@ -76,15 +76,20 @@ def run(name: str, task: KVTask, tcfg: TrainConfig, args, init_state=None, step_
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="weights/lost_in_the_middle")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=2000, help="skewed training steps")
-    parser.add_argument("--remedy-steps", type=int, default=1500, help="uniform fine-tune steps")
-    parser.add_argument("--samples", type=int, default=256, help="probe sequences per position, final sweep")
-    parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--eval-samples", type=int, default=64, help="probe sequences per position, history")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size)")
+    parser.add_argument("--seeds", type=cli.non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=cli.positive_int, default=2000, help="skewed training steps")
+    parser.add_argument("--remedy-steps", type=cli.positive_int, default=1500, help="uniform fine-tune steps")
+    parser.add_argument("--samples", type=cli.positive_int, default=256, help="probe sequences per position, final sweep")
+    parser.add_argument("--eval-every", type=cli.positive_int, default=100)
+    parser.add_argument("--eval-samples", type=cli.positive_int, default=64, help="probe sequences per position, history")
+    parser.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads (1 is fastest for this size)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_debug(parser)
     args = parser.parse_args()
+    return cli.run(lambda: train_all(args), args.debug)
+
+
+def train_all(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     print(repro.banner())
     start = time.perf_counter()

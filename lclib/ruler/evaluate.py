@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import metrics as ruler_metrics, tasks as ruler
+from .. import cli
 from ..scaling import METHODS
 from .words import default_tokenizer
 
@@ -54,6 +55,9 @@ class LabModel:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if rope_len not in ("sequence", "prompt"):
             raise ValueError(f"rope_len must be 'sequence' or 'prompt', got {rope_len!r}")
+        if tokenizer is not None and (isinstance(tokenizer, str) or not all(
+                callable(getattr(tokenizer, m, None)) for m in ("count", "encode", "decode"))):
+            raise TypeError(f"tokenizer must have count, encode and decode (a WordTokenizer), got {type(tokenizer).__name__}")
         self.model, self.tok = model, tokenizer if tokenizer is not None else default_tokenizer()
         params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
         self.device = torch.device(device) if device is not None else (params[0].device if params else torch.device("cpu"))
@@ -78,6 +82,10 @@ class LabModel:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy decoding, one full forward pass per new token (the lab model keeps no cache)."""
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a list of str, not a str (wrap one prompt in a list)")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         out: list[str] = [""] * len(prompts)
         for idx in self._batches(prompts):
             ids = torch.tensor([[self.tok.bos_id] + self.tok.encode(prompts[i]) for i in idx], device=self.device)
@@ -155,6 +163,10 @@ class HFModel:
     """Adapter for a Hugging Face causal LM (``transformers``, optional) and its tokenizer."""
 
     def __init__(self, model: Any, tokenizer: Any):
+        if not callable(getattr(model, "generate", None)):
+            raise TypeError(f"model must be a transformers causal LM (with generate), got {type(model).__name__}")
+        if not callable(tokenizer):
+            raise TypeError(f"tokenizer must be a transformers tokenizer (callable on text), got {type(tokenizer).__name__}")
         self.model, self.tok = model, tokenizer
 
     def count(self, text: str) -> int:
@@ -177,6 +189,10 @@ def hf_config_with_scaling(config: Any, scaling: Any) -> Any:
     transformers >= 5 reads ``config.rope_parameters`` (rope_type, factor, rope_theta, ...); older
     versions read ``config.rope_scaling``. Returns the config, changed in place.
     """
+    if scaling is not None and not callable(getattr(scaling, "to_hf", None)):
+        raise TypeError(f"scaling must be None or a lclib.scaling.RopeScaling, got {type(scaling).__name__}")
+    if config is None or isinstance(config, (dict, str)):
+        raise TypeError(f"config must be a transformers config object, got {type(config).__name__}")
     hf = scaling.to_hf() if scaling is not None else None
     if hasattr(config, "rope_parameters") and isinstance(getattr(config, "rope_parameters"), dict):
         theta = config.rope_parameters.get("rope_theta", getattr(config, "rope_theta", 10000.0))
@@ -191,6 +207,8 @@ def make_samples(count: Callable[[str], int] | None, task: str, length: int, sam
     """samples prompts of a task at a length; seeds seed*100003 + length*7 + i; depths cycled if given."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive int, got {samples!r}")
+    if count is not None and not callable(count):
+        raise TypeError(f"count must be None or a function (text) -> tokens, got {type(count).__name__}")
     tok = default_tokenizer() if count is None else _Counter(count)
     return [ruler.make_sample(task, length, seed * 100003 + length * 7 + i, tokenizer=tok,
                               depth=None if not depths else depths[i % len(depths)], **params) for i in range(samples)]
@@ -223,7 +241,14 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
         raise TypeError(f"mode 'teacher' needs a LabModel, got {type(model).__name__}")
     if not isinstance(model, TextModel):
         raise TypeError(f"model must have count(text) and generate(prompts, max_new_tokens), got {type(model).__name__}")
+    if isinstance(tasks, str):
+        raise TypeError(f"tasks must be a dict or a list of task names, not a str (did you mean [{tasks!r}]?)")
     tasks = {t: {} for t in tasks} if not isinstance(tasks, dict) else tasks
+    unknown = [t for t in tasks if t not in ruler.TASKS]
+    if not tasks or unknown:
+        raise ValueError(f"tasks must name at least one task of {sorted(ruler.TASKS)}, got {unknown or 'none'}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive int, got {samples!r}")
     lengths = _check_lengths(lengths)
     scores: dict[str, dict[int, float]] = {}
     records: list[dict] = []
@@ -266,6 +291,18 @@ THRESHOLD = 0.85  # RULER's threshold (85.6%: Llama-2-7B at 4K), rounded; fixed 
 MAX_LENGTH = 65536  # the lab model reads every length anew without a cache: longer requests are refused
 
 
+def _fraction(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def _parse_lengths(text: str) -> list[int]:
     import argparse
 
@@ -278,25 +315,9 @@ def _parse_lengths(text: str) -> list[int]:
     return lengths
 
 
-def _positive(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m lclib.probes ruler --checkpoint PATH --method yarn --scale 8 --lengths 256,512 --json``."""
     import argparse
-    import json
-    import sys
-
-    from ..train import load, read_metadata
 
     p = argparse.ArgumentParser(
         prog="python -m lclib.probes ruler", description="RULER-lite on a lab checkpoint.",
@@ -308,39 +329,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--method", default=None, choices=METHODS,
                    help="RoPE scaling applied without training (default: the checkpoint's own setting)")
-    p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--original-max-len", type=_positive, default=None, help="L (default: the checkpoint's training length)")
+    p.add_argument("--scale", type=cli.positive_float, default=1.0)
+    p.add_argument("--original-max-len", type=cli.positive_int, default=None, help="L (default: the checkpoint's training length)")
     p.add_argument("--lengths", type=_parse_lengths, default=None, help="comma-separated (default: L,2L,4L,8L)")
-    p.add_argument("--samples", type=_positive, default=32)
+    p.add_argument("--samples", type=cli.positive_int, default=32)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: the checkpoint's training tasks)")
     p.add_argument("--mode", default="teacher", choices=("teacher", "generate"))
-    p.add_argument("--threshold", type=float, default=THRESHOLD, help=f"effective-length threshold (default {THRESHOLD})")
+    p.add_argument("--threshold", type=_fraction, default=THRESHOLD, help=f"effective-length threshold (default {THRESHOLD})")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    cli.add_debug(p)
     a = p.parse_args(argv)
-    try:
-        meta = read_metadata(a.checkpoint)
-        task_meta = meta.get("task", {})
-        if "tasks" not in task_meta:
-            raise ValueError(f"{a.checkpoint} is not a RULER-lite checkpoint (its config.json has no task mixture)")
-        L = a.original_max_len or int(task_meta.get("max_len", 0))
-        model = load(a.checkpoint)
-        if a.method is not None:
-            model.set_rope_scaling(scaling_for(a.method, a.scale, L))
-        tasks = task_meta["tasks"]
-        if a.tasks:
-            unknown = sorted(set(a.tasks.split(",")) - set(ruler.TASKS))
-            if unknown:
-                raise ValueError(f"--tasks: unknown task(s) {unknown}; choose from {sorted(ruler.TASKS)}")
-            tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
-        lengths = a.lengths or [L, 2 * L, 4 * L, 8 * L]
-        out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
-    except (OSError, ValueError, TypeError) as e:
-        if a.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return cli.run(lambda: _command(a), a.debug)
+
+
+def _command(a: Any) -> int:
+    import json
+
+    from ..train import load, read_metadata
+
+    meta = read_metadata(a.checkpoint)
+    task_meta = meta.get("task", {})
+    if "tasks" not in task_meta:
+        raise ValueError(f"{a.checkpoint} is not a RULER-lite checkpoint (its config.json has no task mixture): "
+                         "a key-value checkpoint of notebook 04 is probed with `python -m lclib.probes position-sweep`")
+    L = a.original_max_len or int(task_meta.get("max_len", 0))
+    model = load(a.checkpoint)
+    if a.method is not None:
+        model.set_rope_scaling(scaling_for(a.method, a.scale, L))
+    tasks = task_meta["tasks"]
+    if a.tasks:
+        unknown = sorted(set(a.tasks.split(",")) - set(ruler.TASKS))
+        if unknown:
+            raise ValueError(f"--tasks: unknown task(s) {unknown}; choose from {sorted(ruler.TASKS)}")
+        tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
+    lengths = a.lengths or [L, 2 * L, 4 * L, 8 * L]
+    out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
     scaling = model.config.rope_scaling
     result = {"checkpoint": str(a.checkpoint), "method": getattr(scaling, "method", "none"),
               "scale": getattr(scaling, "scale", 1.0), "score": out["score"], "lengths": lengths,

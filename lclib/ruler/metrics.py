@@ -16,33 +16,48 @@ recovers after falling below the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 METRIC = {"qa": "part"}  # every other RULER task is scored with string_match_all
 
 
 def _refs(references: Sequence[str] | str) -> list[str]:
+    if not isinstance(references, (str, Iterable)):
+        raise TypeError(f"references must be a str or a list of str, got {type(references).__name__}")
     refs = [references] if isinstance(references, str) else list(references)
     if not refs:
         raise ValueError("references must hold at least one string, got none")
+    if not all(isinstance(r, str) for r in refs):
+        raise TypeError(f"references must be strings, got {[type(r).__name__ for r in refs]}")
     return refs
+
+
+def _pred(prediction: str) -> str:
+    if not isinstance(prediction, str):
+        raise TypeError(f"prediction must be a str (the model's output), got {type(prediction).__name__}")
+    return prediction.strip().lower()
 
 
 def string_match_all(prediction: str, references: Sequence[str] | str) -> float:
     """Fraction of references that occur in prediction (case-insensitive): RULER's string_match_all."""
-    pred = prediction.strip().lower()
+    pred = _pred(prediction)
     refs = _refs(references)
     return sum(r.lower() in pred for r in refs) / len(refs)
 
 
 def string_match_part(prediction: str, references: Sequence[str] | str) -> float:
     """1.0 if any reference occurs in prediction (case-insensitive), else 0.0: RULER's string_match_part."""
-    pred = prediction.strip().lower()
+    pred = _pred(prediction)
     return float(any(r.lower() in pred for r in _refs(references)))
 
 
 def score(task: str, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
     """Mean score of a task over samples, with the metric RULER uses for it (0..1)."""
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a task name, got {type(task).__name__}")
+    if isinstance(predictions, str):
+        raise TypeError("predictions must be a list of str, one per sample, not a str")
     if len(predictions) != len(references) or not predictions:
         raise ValueError(f"need as many predictions as references (and at least one), got {len(predictions)} "
                          f"and {len(references)}")
@@ -52,11 +67,13 @@ def score(task: str, predictions: Sequence[str], references: Sequence[Sequence[s
 
 def task_average(table: Mapping[str, Mapping[int, float]]) -> dict[int, float]:
     """{task: {length: score}} -> {length: mean over tasks}; every task must cover the same lengths."""
+    if not isinstance(table, Mapping) or not all(isinstance(row, Mapping) for row in table.values()):
+        raise TypeError(f"table must be a dict {{task: {{length: score}}}}, got {type(table).__name__}")
     if not table:
         raise ValueError("table is empty: expected {task: {length: score}}")
     lengths = {tuple(sorted(row)) for row in table.values()}
     if len(lengths) != 1:
-        raise ValueError(f"every task must be scored at the same lengths, got {sorted(lengths)}")
+        raise ValueError(f"table: every task must be scored at the same lengths, got {sorted(lengths)}")
     return {n: sum(row[n] for row in table.values()) / len(table) for n in sorted(next(iter(table.values())))}
 
 
@@ -66,8 +83,14 @@ def effective_length(scores: Mapping[int, float], threshold: float, contiguous: 
     scores: {length: task-average score}. With contiguous=True every shorter length must reach it too;
     with False a length counts on its own (a model that fails at 2L and passes at 4L gets 4L).
     """
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"scores must be a dict {{length: score}}, got {type(scores).__name__}")
     if not scores:
         raise ValueError("scores is empty: expected {length: score}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number (a score every length is compared with), got {threshold}")
     best = 0
     for n in sorted(scores):
         if scores[n] >= threshold:

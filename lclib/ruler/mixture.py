@@ -22,6 +22,7 @@ Two training-only knobs (the evaluation always uses the plain tasks):
 
 from __future__ import annotations
 
+import math
 import random
 
 import torch
@@ -69,12 +70,17 @@ class RulerMixture:
             raise ValueError(f"follow_ups must be an int >= 0, got {follow_ups!r}")
         if loss_on not in ("answers", "all"):
             raise ValueError(f"loss_on must be 'answers' or 'all', got {loss_on!r}")
-        if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not answer_weight > 0:
-            raise ValueError(f"answer_weight must be a positive number, got {answer_weight!r}")
+        if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not 0 < answer_weight < math.inf:
+            raise ValueError(f"answer_weight must be a finite positive number, got {answer_weight!r}")
         self.weights, self.follow_ups, self.loss_on, self.answer_weight = weights, follow_ups, loss_on, float(answer_weight)
         self._pool = [name for name in self.tasks for _ in range(weights[name])]  # a task per seed: pool[seed % len]
         self.tok = default_tokenizer()
         self.vocab_size = len(self.tok)
+        for name, params in self.tasks.items():  # one sample each: a bad parameter fails here, not mid-training
+            try:
+                ruler.make_sample(name, max_len, 0, tokenizer=self.tok, **params)
+            except (TypeError, ValueError) as e:
+                raise (TypeError if isinstance(e, TypeError) else ValueError)(f"tasks[{name!r}]: {e}") from None
 
     def to_dict(self) -> dict:
         out = {"min_len": self.min_len, "max_len": self.max_len, "tasks": self.tasks}
@@ -111,6 +117,8 @@ class RulerMixture:
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """tokens (B, T) long, targets (B, T) long: the next token where the loss is taken (the completion, any
         follow-up answers and EOS; every token with loss_on="all"), IGNORE elsewhere and on padding."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, got {batch!r}")
         draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
         length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
         rows = [self._row(self._pool[seed % len(self._pool)], length, seed) for seed in draw[1:]]

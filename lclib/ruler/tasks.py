@@ -34,6 +34,7 @@ Scoring and the effective length live in `lclib.ruler.metrics`.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -61,9 +62,17 @@ class Sample:
     metadata: dict = field(default_factory=dict)
 
 
-def _check(length: int, depth: float | None, seed: int) -> None:
+def _check(tok: WordTokenizer, length: int, depth: float | None, seed: int) -> None:
+    # a str has a count method too (it counts substrings): it would measure 0 tokens and fill forever
+    if isinstance(tok, str) or not callable(getattr(tok, "count", None)):
+        raise TypeError(f"tok must be a tokenizer with count(text) -> int, got {type(tok).__name__}")
+    probe = tok.count(W.NOISE[0])
+    if isinstance(probe, bool) or not isinstance(probe, int) or probe < 1:
+        raise ValueError(f"tok.count must give a positive number of tokens, got {probe!r} for {W.NOISE[0]!r}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 32:
         raise ValueError(f"length must be an int >= 32 (tokens), got {length!r}")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, (int, float))):
+        raise TypeError(f"depth must be a number in [0, 1] or None, got {type(depth).__name__}")
     if depth is not None and not 0.0 <= depth <= 1.0:
         raise ValueError(f"depth must be in [0, 1] or None, got {depth!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -205,7 +214,8 @@ def _value(rng: random.Random, kind: str, value_len: int) -> str:
     raise ValueError(f"kind must be 'numbers', 'words', 'uuids' or 'vocab_words', got {kind!r}")
 
 
-def _distinct(draw: Callable[[], str], n: int, avoid: set[str] | None = None) -> list[str]:
+def _distinct(draw: Callable[[], str], n: int, name: str, avoid: set[str] | None = None) -> list[str]:
+    """n distinct draws, in a bounded number of tries; name says which argument asked for them."""
     seen, out = set(avoid or ()), []
     for _ in range(100 * n + 100):
         v = draw()
@@ -214,7 +224,8 @@ def _distinct(draw: Callable[[], str], n: int, avoid: set[str] | None = None) ->
             out.append(v)
             if len(out) == n:
                 return out
-    raise ValueError(f"cannot draw {n} distinct values from this pool")
+    raise ValueError(f"{name} asks for {n} distinct values, but {100 * n + 100} draws found only {len(out)}: "
+                     "the pool is too small")
 
 
 def _slots(rng: random.Random, n: int, k: int, high: int) -> list[int]:
@@ -244,14 +255,18 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
     keys (num_keys - num_queries are distractors); each key has num_values values. depth places the
     first asked needle; the others are placed as RULER places them.
     """
-    _check(length, depth, seed)
+    _check(tok, length, depth, seed)
     _choice("haystack", haystack, NIAH_HAYSTACKS)
     _choice("key_kind", key_kind, KEY_KINDS)
     _choice("value_kind", value_kind, KEY_KINDS)
-    for name, value in (("num_keys", num_keys), ("num_values", num_values), ("value_len", value_len)):
+    for name, value in (("num_keys", num_keys), ("num_values", num_values), ("value_len", value_len),
+                        ("num_queries", num_queries)):
         _positive(name, value)
     if not 1 <= num_queries <= num_keys:
         raise ValueError(f"num_queries must be in [1, num_keys={num_keys}], got {num_queries}")
+    if haystack == "essay" and num_keys * num_values > len(W.DEPTHS):
+        raise ValueError(f"num_keys * num_values must be at most {len(W.DEPTHS)} for the essay haystack (RULER's "
+                         f"depths, one needle each), got {num_keys} * {num_values}")
     rng = random.Random(seed)
     if key_kind == "vocab_words":
         key_draw = lambda: rng.choice(W.KEY_WORDS)  # noqa: E731
@@ -261,8 +276,9 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
         key_draw = lambda: _value(rng, key_kind, value_len)  # noqa: E731
     value_draw = (lambda r: r.choice(W.VALUE_WORDS)) if value_kind == "vocab_words" else \
         (lambda r: _value(r, value_kind, value_len))
-    keys = _distinct(key_draw, num_keys)
-    values = _distinct(lambda: value_draw(rng), num_keys * num_values)
+    keys = _distinct(key_draw, num_keys, f"num_keys (keys of kind {key_kind!r})")
+    values = _distinct(lambda: value_draw(rng), num_keys * num_values,
+                       f"num_keys * num_values (values of kind {value_kind!r}, value_len={value_len})")
     type_v = "words" if value_kind == "vocab_words" else value_kind
     needles, owners = [], []
     for k, key in enumerate(keys):
@@ -303,8 +319,6 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
 
     if haystack == "essay":
         def place_essay(n: int) -> list[int]:  # RULER: int(n * d / 100) for d drawn from its 40 depths
-            if len(needles) > len(W.DEPTHS):
-                raise ValueError(f"the essay haystack has {len(W.DEPTHS)} depths, got {len(needles)} needles")
             slots = [int(n * d / 100) for d in rng.sample(W.DEPTHS, len(needles))]
             if depth is not None:
                 slots[0] = round(depth * n)
@@ -317,10 +331,18 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
         taken_keys, taken_values = set(keys), set(values)
 
         def distractors() -> Iterator[str]:  # fresh keys and values of the task's kinds, never the real ones
+            misses = 0
             while True:
                 k, v = key_draw(), value_draw(hay_rng)
                 if k not in taken_keys and v not in taken_values:
+                    misses = 0
                     yield W.NEEDLE.format(type_v=type_v, key=k, value=v)
+                    continue
+                misses += 1
+                if misses == 1000:  # the task's own needles have used up a pool: no draw will ever fit
+                    raise ValueError(f"num_keys={num_keys} leaves no distractors for haystack 'needle': the needles use "
+                                     f"up the keys of kind {key_kind!r} or the values of kind {value_kind!r} "
+                                     f"(value_len={value_len})")
         lines = distractors()
     else:
         lines = repeat(W.NOISE_BLOCK)
@@ -331,6 +353,11 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
 def niah_question(key: str, value_kind: str = "numbers", singular: bool = True) -> str:
     """The question a niah prompt ends with, for one key: "\nWhat is the special magic number for KEY
     mentioned in the provided text? The special magic number for KEY mentioned in the provided text is"."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {type(key).__name__}")
+    _choice("value_kind", value_kind, KEY_KINDS)
+    if not isinstance(singular, bool):
+        raise TypeError(f"singular must be a bool, got {type(singular).__name__}")
     type_v = "words" if value_kind == "vocab_words" else value_kind
     template = W.singular_niah_template() if singular else W.TEMPLATES["niah"]
     fmt = dict(type_v=type_v, type_v_singular=type_v[:-1], query=key)
@@ -339,8 +366,10 @@ def niah_question(key: str, value_kind: str = "numbers", singular: bool = True) 
 
 def _vt_chains(rng: random.Random, num_chains: int, num_hops: int, name_len: int) -> tuple[list[list[str]], list[str]]:
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    names = _distinct(lambda: "".join(rng.choice(letters) for _ in range(name_len)), num_chains * (num_hops + 1))
-    numbers = _distinct(lambda: str(rng.randint(10000, 99998)), num_chains)  # RULER: np.random.randint(10000, 99999)
+    names = _distinct(lambda: "".join(rng.choice(letters) for _ in range(name_len)), num_chains * (num_hops + 1),
+                      f"num_chains * (num_hops + 1) (names of name_len={name_len} letters)")
+    # RULER: np.random.randint(10000, 99999)
+    numbers = _distinct(lambda: str(rng.randint(10000, 99998)), num_chains, "num_chains (5-digit values)")
     return [names[c * (num_hops + 1):(c + 1) * (num_hops + 1)] for c in range(num_chains)], numbers
 
 
@@ -383,7 +412,7 @@ def variable_tracking(tok: WordTokenizer, length: int, seed: int, depth: float |
     a noise-free example does not fit there (RULER never goes below 4096 tokens, where it always fits).
     depth places the first assignment of the asked chain; the other assignments follow it in order.
     """
-    _check(length, depth, seed)
+    _check(tok, length, depth, seed)
     _choice("layout", layout, ("lines", "sentences"))
     for name, value in (("num_chains", num_chains), ("num_hops", num_hops), ("name_len", name_len)):
         _positive(name, value)
@@ -443,7 +472,7 @@ def common_words(tok: WordTokenizer, length: int, seed: int, depth: float | None
     The last uncommon words are swapped for longer ones until the length is hit (RULER leaves slack).
     depth is accepted for a uniform signature and ignored.
     """
-    _check(length, depth, seed)
+    _check(tok, length, depth, seed)
     short = length < 4096
     freq_common = (6 if short else 30) if freq_common is None else freq_common
     freq_uncommon = (1 if short else 3) if freq_uncommon is None else freq_uncommon
@@ -451,6 +480,9 @@ def common_words(tok: WordTokenizer, length: int, seed: int, depth: float | None
         _positive(name, value)
     if freq_common <= freq_uncommon:
         raise ValueError(f"freq_common must exceed freq_uncommon, got {freq_common} and {freq_uncommon}")
+    pool_size = len(W.ENGLISH_WORDS) + len(W.extra_words())
+    if num_common >= pool_size:
+        raise ValueError(f"num_common must be below {pool_size} (the words available), got {num_common}")
     rng = random.Random(seed)
     english = list(W.ENGLISH_WORDS)
     rng.shuffle(english)
@@ -476,6 +508,9 @@ def common_words(tok: WordTokenizer, length: int, seed: int, depth: float | None
         return tok.count(f"{i}. {word}") + tok.count(" ")
 
     entries = num_common * freq_common
+    if entries > budget:  # each "i. word" takes a token or more: refuse before counting them one by one
+        raise ValueError(f"length {length} is too short for task {task!r}: {num_common} common words x {freq_common} "
+                         f"are {entries} entries for {budget} tokens")
     used = sum(freq_common * tok.count(w) for w in common) + sum(tok.count(f"{i + 1}.") for i in range(entries))
     if used > budget:
         raise ValueError(f"length {length} is too short for task {task!r}: {num_common} common words x {freq_common} "
@@ -520,14 +555,18 @@ def frequent_words(tok: WordTokenizer, length: int, seed: int, depth: float | No
     "unambiguous" says whether the three answers are strictly the most frequent words.
     depth is accepted for a uniform signature and ignored.
     """
-    _check(length, depth, seed)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 1.0:
-        raise ValueError(f"alpha must be a number > 1 (the Zipf sum must converge), got {alpha!r}")
+    _check(tok, length, depth, seed)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 1.0 < alpha < math.inf:
+        raise ValueError(f"alpha must be a finite number > 1 (the Zipf sum must converge), got {alpha!r}")
     _positive("word_len", word_len)
+    if word_len > length:
+        raise ValueError(f"word_len must be at most length={length} (a coded word is spelled letter by letter), "
+                         f"got {word_len}")
     rng = random.Random(seed)
     size = max(5, length // 50)
     letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = _distinct(lambda: "".join(rng.choice(letters) for _ in range(word_len)), size)
+    vocab = _distinct(lambda: "".join(rng.choice(letters) for _ in range(word_len)), size,
+                      f"word_len={word_len} (length // 50 = {size} coded words of word_len letters)")
     vocab[0] = "..."  # RULER: the top-ranked word is noise
     zeta = sum(k ** -alpha for k in range(1, 100000)) + 100000 ** (1 - alpha) / (alpha - 1)
     head, tail = W.TEMPLATES["fwe"][0].split("{context}")
@@ -570,7 +609,7 @@ def multidoc_qa(tok: WordTokenizer, length: int, seed: int, depth: float | None 
     capital of Vorgun is Rasras."); a last document of generated prose fills the final tokens.
     depth places the answering document (RULER shuffles the documents at random).
     """
-    _check(length, depth, seed)
+    _check(tok, length, depth, seed)
     _positive("facts_per_doc", facts_per_doc)
     if facts_per_doc > len(W.RELATIONS):
         raise ValueError(f"facts_per_doc must be at most {len(W.RELATIONS)}, got {facts_per_doc}")

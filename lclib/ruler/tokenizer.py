@@ -43,7 +43,12 @@ class WordTokenizer:
     """
 
     def __init__(self, words: Iterable[str]):
+        if isinstance(words, str) or not isinstance(words, Iterable):  # a str would give its letters
+            raise TypeError(f"words must be an iterable of words (not a str), got {type(words).__name__}")
         words = set(words)
+        not_str = [w for w in words if not isinstance(w, str)]
+        if not_str:
+            raise TypeError(f"words must be strings, got {type(not_str[0]).__name__} {not_str[0]!r}")
         bad = sorted(w for w in words if not w or not all(c in _ALNUM for c in w))
         if bad:
             raise ValueError(f"words must be non-empty runs of ASCII letters and digits, got {bad[:5]}")
@@ -83,19 +88,27 @@ class WordTokenizer:
 
     def count(self, text: str) -> int:
         """Number of tokens of text (cached: the generators count the same sentences many times)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         return len(self._encode_cached(text))
 
     def tokens(self, text: str) -> list[str]:
         """The token strings of text, for printing."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         return [self.id_to_token[i] for i in self._encode_cached(text)]
 
     def decode(self, ids: Sequence[int], skip_special: bool = True) -> str:
         """Text of ids in canonical spacing (see the module docstring); specials dropped unless skip_special is False."""
+        if isinstance(ids, str) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be a sequence of token ids, got {type(ids).__name__}")
         toks: list[str] = []
         for i in ids:
+            if isinstance(i, float):  # int() would silently round it down
+                raise TypeError(f"ids must be integer token ids, got {i!r}")
             i = int(i)
             if not 0 <= i < len(self.id_to_token):
-                raise ValueError(f"token id {i} is outside the vocabulary of size {len(self)}")
+                raise ValueError(f"ids: token id {i} is outside the vocabulary of size {len(self)}")
             if not (skip_special and self.id_to_token[i] in SPECIALS):
                 toks.append(self.id_to_token[i])
         out: list[str] = []
@@ -130,7 +143,11 @@ class WordTokenizer:
 
 def words_of(texts: Iterable[str]) -> set[str]:
     """Every alphanumeric word in texts: what a vocabulary must contain to encode them word by word."""
+    if isinstance(texts, str):  # its letters would be taken for texts
+        raise TypeError("texts must be an iterable of strings, not a str (wrap one text in a list)")
     found: set[str] = set()
     for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must hold strings, got {type(text).__name__}")
         found.update(p for p in _PIECE.findall(text) if p[0] in _ALNUM and not p.isdigit())
     return found

@@ -1,0 +1,74 @@
+"""Every command line answers bad input with one line: exit 2 for a bad argument, 1 for a failure."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lclib import probes, train
+
+ROOT = Path(__file__).resolve().parents[1]
+KV = str(ROOT / "weights" / "lost_in_the_middle" / "skewed_seed0")
+RULER = str(ROOT / "weights" / "effective_context" / "base")
+
+
+def _not_json(tmp_path: Path) -> str:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text("{ this is not json")
+    return str(folder)
+
+
+# (id, main, argv, exit status, words the one line must contain)
+CASES = [
+    ("sweep-samples-0", probes.main, ["position-sweep", "--checkpoint", KV, "--pairs", "4", "--samples", "0"], 2, "--samples"),
+    ("sweep-pairs-word", probes.main, ["position-sweep", "--checkpoint", KV, "--pairs", "four"], 2, "--pairs"),
+    ("sweep-missing-folder", probes.main, ["position-sweep", "--checkpoint", "no/such/folder", "--pairs", "4"], 1, "no/such/folder"),
+    ("sweep-ruler-checkpoint", probes.main, ["position-sweep", "--checkpoint", RULER, "--pairs", "4"], 1, "RULER-lite checkpoint"),
+    ("sweep-not-json", probes.main, ["position-sweep", "--checkpoint", "NOT_JSON", "--pairs", "4"], 1, "error"),
+    ("ruler-empty-length", probes.main, ["ruler", "--checkpoint", RULER, "--lengths", "160,,320"], 2, "--lengths"),
+    ("ruler-million-tokens", probes.main, ["ruler", "--checkpoint", RULER, "--lengths", "1000000"], 2, "--lengths"),
+    ("ruler-samples-0", probes.main, ["ruler", "--checkpoint", RULER, "--samples", "0"], 2, "--samples"),
+    ("ruler-scale-nan", probes.main, ["ruler", "--checkpoint", RULER, "--scale", "nan"], 2, "--scale"),
+    ("ruler-threshold-above-1", probes.main, ["ruler", "--checkpoint", RULER, "--threshold", "1.5"], 2, "--threshold"),
+    ("ruler-unknown-method", probes.main, ["ruler", "--checkpoint", RULER, "--method", "magic"], 2, "--method"),
+    ("ruler-kv-checkpoint", probes.main, ["ruler", "--checkpoint", KV], 1, "not a RULER-lite checkpoint"),
+    ("ruler-unknown-task", probes.main, ["ruler", "--checkpoint", RULER, "--tasks", "bogus", "--lengths", "256"], 1, "bogus"),
+    ("ruler-missing-folder", probes.main, ["ruler", "--checkpoint", "no/such/folder"], 1, "no/such/folder"),
+    ("train-steps-0", train.main, ["--out", "OUT", "--steps", "0"], 2, "--steps"),
+    ("train-three-pairs", train.main, ["--out", "OUT", "--pairs", "1", "2", "3"], 2, "--pairs"),
+    ("train-negative-lr", train.main, ["--out", "OUT", "--lr", "-1"], 2, "--lr"),
+    ("train-unknown-encoding", train.main, ["--out", "OUT", "--steps", "1", "--pos-encoding", "magic"], 1, "pos_encoding"),
+    ("train-unknown-demand", train.main, ["--out", "OUT", "--steps", "1", "--demand", "magic"], 1, "'magic'"),
+]
+
+
+@pytest.mark.parametrize("main, argv, status, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_command_line_is_one_line(main, argv, status, words, tmp_path, capsys):
+    argv = [_not_json(tmp_path) if a == "NOT_JSON" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse exits on a bad argument
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == status, err
+    last = err.strip().splitlines()[-1]
+    assert last.count("error:") == 1 and words in last, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(FileNotFoundError, match="folder"):
+        probes.main(["position-sweep", "--checkpoint", "no/such/folder", "--pairs", "4", "--debug"])
+
+
+@pytest.mark.parametrize("script, argv, status", [
+    ("tools/train_lost_in_the_middle.py", ["--steps", "0"], 2),
+    ("tools/train_effective_context.py", ["--out", "no/such/folder", "--only", "pi_ft"], 1),
+])
+def test_training_tools_fail_in_one_line(script, argv, status):
+    run = subprocess.run([sys.executable, script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == status, run.stderr
+    assert run.stderr.strip().splitlines()[-1].count("error:") == 1 and "Traceback" not in run.stderr
