@@ -26,10 +26,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import rope
+from .kv_cache import KVCache
 
 POS_ENCODINGS = ("rope", "alibi", "none")
 INITS = ("torch", "gpt2")
 AttentionFn = Callable[[Tensor, Tensor, Tensor, bool], Tensor]
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_parts(config: object, attention_fn: object) -> None:
+    """The arguments of the modules: a GPTConfig, and None or a function (q, k, v, causal) -> out."""
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    if attention_fn is not None and not callable(attention_fn):
+        raise TypeError(f"attention_fn must be None or a function (q, k, v, causal) -> out, "
+                        f"got {type(attention_fn).__name__}")
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> Tensor:
@@ -46,11 +61,16 @@ def alibi_slopes(n_head: int) -> Tensor:
     Shape (n_head,). Head h adds -slope[h] * (i - j) to the score of query i on key j: steep heads
     look close, shallow heads far, and no position is ever embedded, so any length can be read.
     """
+    _check_positive_int("n_head", n_head)
     return torch.tensor([2.0 ** (-8.0 * h / n_head) for h in range(1, n_head + 1)])
 
 
 def alibi_bias(n_head: int, T: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
     """Additive attention bias (n_head, T, T): -slope * (i - j) for keys j <= i, -inf above the diagonal."""
+    _check_positive_int("n_head", n_head)
+    _check_positive_int("T", T)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype (the bias holds -inf), got {dtype}")
     pos = torch.arange(T, device=device)
     distance = (pos[:, None] - pos[None, :]).to(torch.float32)  # (T, T), i - j
     bias = -alibi_slopes(n_head).to(device)[:, None, None] * distance  # (nh, T, T)
@@ -59,6 +79,15 @@ def alibi_bias(n_head: int, T: int, dtype: torch.dtype = torch.float32, device: 
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
     """Default attention: softmax(q k^T / sqrt(head_dim)) v, causal when asked. Shapes (B, nh, T, hs)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor) or t.dim() != 4:
+            raise ValueError(f"{name} must be a 4-D tensor (B, nh, T, hs), got {getattr(t, 'shape', type(t).__name__)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if k.shape != q.shape or v.shape[:3] != q.shape[:3]:
+        bad = "k" if k.shape != q.shape else "v"
+        raise ValueError(f"{bad} must match q {tuple(q.shape)} in (B, nh, T{', hs' if bad == 'k' else ''}), "
+                         f"got k {tuple(k.shape)} and v {tuple(v.shape)}")
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
 
@@ -85,6 +114,11 @@ class GPTConfig:
             raise ValueError(f"d_model must be divisible by n_head, got d_model={self.d_model}, n_head={self.n_head}")
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+        base = self.rope_base
+        if isinstance(base, bool) or not isinstance(base, (int, float)) or not 1 < base < float("inf"):
+            raise ValueError(f"rope_base must be a finite number > 1 (theta_i = base^(-2i/d)), got {base!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise TypeError(f"tie_embeddings must be a bool, got {type(self.tie_embeddings).__name__}")
         if self.pos_encoding == "rope" and self.head_dim % 2:
             raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
         if self.init not in INITS:
@@ -105,24 +139,41 @@ class GPTConfig:
 
 
 class Attention(nn.Module):
-    """Multi-head causal self-attention with RoPE on q and k (RoFormer, Eq. 34), or an ALiBi bias."""
+    """Multi-head causal self-attention with RoPE on q and k (RoFormer, Eq. 34), or an ALiBi bias.
+
+    With n_kv_head < n_head (grouped-query attention, Ainslie et al. 2023; multi-query at 1, Shazeer 2019)
+    each group of n_head / n_kv_head consecutive query heads shares one key and one value head.
+    """
 
     def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
         super().__init__()
+        _check_parts(config, attention_fn)
         self.n_head, self.head_dim, self.layout = config.n_head, config.head_dim, config.rope_layout
+        self.n_kv_head = config.n_head  # fewer after group_kv_heads
         self.use_rope = config.pos_encoding == "rope"
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.attention_fn = attention_fn or sdpa_attention
 
-    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None) -> Tensor:
-        """x (B, T, C); cos, sin (T, hs/2) for RoPE; bias (nh, T, T) for ALiBi (causal mask included)."""
+    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None,
+                cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """x (B, T, C); cos, sin (T, hs/2) for RoPE; bias (nh, T, T) for ALiBi (causal mask included).
+
+        cache: a KVCache that this step's keys and values join (layer: this block's index); the queries
+        read everything it holds.
+        """
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        kv = self.n_kv_head * self.head_dim
+        q, k, v = self.qkv(x).split([C, kv, kv], dim=2)  # (B, T, C), (B, T, kv), (B, T, kv)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k, v = (t.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2) for t in (k, v))  # (B, n_kv, T, hs)
         if self.use_rope:
             q = rotate(q, cos, sin, self.layout)  # (B, nh, T, hs)
             k = rotate(k, cos, sin, self.layout)
+        if cache is not None:
+            return self.proj(self._cached(q, k, v, cache, layer).transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+        if self.n_kv_head < self.n_head:  # KV head j serves query heads j*g .. j*g + g-1
+            k, v = (t.repeat_interleave(self.n_head // self.n_kv_head, dim=1) for t in (k, v))  # (B, nh, T, hs)
         if bias is None:
             y = self.attention_fn(q, k, v, True)  # (B, nh, T, hs)
         elif self.attention_fn is sdpa_attention:
@@ -131,20 +182,58 @@ class Attention(nn.Module):
             raise ValueError("an ALiBi model takes no custom attention_fn (its bias is part of the scores)")
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
+    def _cached(self, q: Tensor, k: Tensor, v: Tensor, cache: KVCache, layer: int) -> Tensor:
+        """The new queries q (B, nh, T, hs) over the cache plus this step's k, v (B, n_kv, T, hs); returns (B, nh, T, hs)."""
+        B, nh, T, hs = q.shape
+        k, v = cache.update(layer, k, v)  # (B, n_kv, S, hs): every token the cache holds, these included
+        g = nh // self.n_kv_head
+        if g == 1:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=cache.mask, is_causal=cache.causal)
+        # grouped: the g query heads of a group read their shared KV head once, as g * T rows of queries
+        mask = cache.explicit_mask() if cache.causal else cache.mask  # (T, S) or None
+        y = F.scaled_dot_product_attention(q.reshape(B, self.n_kv_head, g * T, hs), k, v,
+                                           attn_mask=None if mask is None else mask.repeat(g, 1))
+        return y.view(B, nh, T, hs)
+
+    def regroup_kv_heads(self, n_kv_head: int) -> None:
+        """Use n_kv_head KV heads. Fewer: mean-pool the K and V projections of each group (Ainslie et al. 2023,
+        Sec. 2.1; exact when a group's heads agree). More: repeat each head, which changes no output."""
+        if isinstance(n_kv_head, bool) or not isinstance(n_kv_head, int) or n_kv_head < 1 or self.n_head % n_kv_head:
+            raise ValueError(f"n_kv_head must be a positive int dividing n_head = {self.n_head}, got {n_kv_head!r}")
+        C, hs, old = self.n_head * self.head_dim, self.head_dim, self.n_kv_head
+        w = self.qkv.weight.detach()  # (C + 2 * old * hs, C)
+        wq, wk, wv = w.split([C, old * hs, old * hs])
+
+        def regroup(t: Tensor) -> Tensor:  # (old * hs, C) -> (n_kv_head * hs, C)
+            if n_kv_head >= old:
+                return t.view(old, 1, hs, -1).expand(old, n_kv_head // old, hs, -1).reshape(n_kv_head * hs, -1)
+            heads = t.view(n_kv_head, old // n_kv_head, hs, -1)
+            same = torch.equal(heads, heads[:, :1].expand_as(heads))  # already shared: keep the bits
+            return (heads[:, 0] if same else heads.mean(1)).reshape(n_kv_head * hs, -1)
+
+        if n_kv_head > old and old * (n_kv_head // old) != n_kv_head:
+            raise ValueError(f"n_kv_head must be a multiple of the current {old} KV heads to grow, got {n_kv_head}")
+        self.qkv = nn.Linear(w.shape[1], C + 2 * n_kv_head * hs, bias=False, device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            self.qkv.weight.copy_(torch.cat([wq, regroup(wk), regroup(wv)]))
+        self.n_kv_head = n_kv_head
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
 
     def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
         super().__init__()
+        _check_parts(config, attention_fn)
         self.ln1 = nn.LayerNorm(config.d_model)
         self.attn = Attention(config, attention_fn)
         self.ln2 = nn.LayerNorm(config.d_model)
         hidden = config.mlp_ratio * config.d_model
         self.mlp = nn.Sequential(nn.Linear(config.d_model, hidden), nn.GELU(), nn.Linear(hidden, config.d_model))
 
-    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), cos, sin, bias)  # (B, T, C)
+    def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None,
+                cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        x = x + self.attn(self.ln1(x), cos, sin, bias, cache, layer)  # (B, T, C)
         return x + self.mlp(self.ln2(x))  # (B, T, C)
 
 
@@ -153,6 +242,7 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig, attention_fn: AttentionFn | None = None) -> None:
         super().__init__()
+        _check_parts(config, attention_fn)
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.blocks = nn.ModuleList(Block(config, attention_fn) for _ in range(config.n_layer))
@@ -176,6 +266,7 @@ class GPT(nn.Module):
 
     def set_attention(self, attention_fn: AttentionFn | None) -> None:
         """Swap the attention function of every block (None restores scaled_dot_product_attention)."""
+        _check_parts(self.config, attention_fn)
         for block in self.blocks:
             block.attn.attention_fn = attention_fn or sdpa_attention
 
@@ -207,16 +298,28 @@ class GPT(nn.Module):
         freqs, factor = self.rope_frequencies(seq_len)
         return rope.rope_cos_sin(positions, freqs.to(positions.device), factor, dtype)
 
-    def forward(self, tokens: Tensor, positions: Tensor | None = None, rope_len: int | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, positions: Tensor | None = None, rope_len: int | None = None,
+                cache: KVCache | None = None) -> Tensor:
         """Logits for every position. tokens (B, T) long; positions (T,) optional (default 0..T-1).
 
         rope_len: the length a length-dependent scaling (dynamic NTK) is computed for; default
         max position + 1 (the whole sequence, as when every token is fed anew). Returns (B, T, vocab_size).
+        cache: a lclib.kv_cache.KVCache holding the tokens read before these; tokens then sit at positions
+        cache.next_position + 0..T-1, their keys and values join the cache, and positions must be None.
         """
         if not isinstance(tokens, Tensor) or tokens.dim() != 2:
             raise ValueError(f"tokens must be a tensor of shape (batch, seq_len), got {getattr(tokens, 'shape', type(tokens))}")
+        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+            raise TypeError(f"tokens must be an integer tensor of token ids, got {tokens.dtype}")
+        vocab = self.config.vocab_size
+        if tokens.numel() and bool(((tokens < 0) | (tokens >= vocab)).any()):  # else an IndexError deep in nn.Embedding
+            raise ValueError(f"tokens must be ids in 0..{vocab - 1}, got {int(tokens.min())}..{int(tokens.max())}")
+        if positions is not None and not isinstance(positions, Tensor):
+            raise TypeError(f"positions must be None or a tensor (seq_len,), got {type(positions).__name__}")
         if rope_len is not None and (isinstance(rope_len, bool) or not isinstance(rope_len, int) or rope_len < 1):
             raise ValueError(f"rope_len must be a positive int or None, got {rope_len!r}")
+        if cache is not None:
+            return self._forward_cached(tokens, positions, rope_len, cache)
         B, T = tokens.shape
         cos = sin = None
         if self.config.pos_encoding == "rope":
@@ -242,6 +345,74 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x, cos, sin, bias)  # (B, T, C)
         return self.head(self.ln_f(x))  # (B, T, vocab)
+
+    def _forward_cached(self, tokens: Tensor, positions: Tensor | None, rope_len: int | None, cache: KVCache) -> Tensor:
+        """forward() with a KV cache: the new tokens (B, T) at positions offset by what the cache has read."""
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a lclib.kv_cache.KVCache, got {type(cache).__name__}")
+        if cache.n_layer != self.config.n_layer:
+            raise ValueError(f"cache must have n_layer = {self.config.n_layer}, got {cache.n_layer}")
+        if positions is not None:
+            raise ValueError("positions must be None with a cache: the cache knows where the new tokens sit")
+        if self.config.pos_encoding == "alibi":
+            raise ValueError("the KV cache path supports pos_encoding 'rope' and 'none', got 'alibi'")
+        if any(block.attn.attention_fn is not sdpa_attention for block in self.blocks):
+            raise ValueError("the KV cache path reads its own attention (scaled_dot_product_attention): "
+                             "call set_attention(None) first")
+        q_pos = cache.begin(tokens.shape[1], tokens.device)  # (T,) cache.next_position + 0..T-1
+        cos = sin = None
+        if self.config.pos_encoding == "rope":
+            cos, sin = self.rope_cos_sin(q_pos, self.embed.weight.dtype, rope_len)  # (T, hs/2): RoPE at the true offset
+        x = self.embed(tokens)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, None, cache, i)  # (B, T, C)
+        cache.end()
+        return self.head(self.ln_f(x))  # (B, T, vocab)
+
+    @torch.no_grad()
+    def generate(self, prompt: Tensor, max_new_tokens: int, use_cache: bool = True,
+                 cache: KVCache | None = None) -> Tensor:
+        """Greedy decoding: prompt (B, T) -> (B, T + max_new_tokens).
+
+        With the cache, one prefill pass over the prompt, then one token per step that reads the cache;
+        without, the whole sequence is read again at every step (the same tokens, far more work).
+        cache: a fresh KVCache to fill (to choose its Window or int8 storage); default a plain one.
+        """
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if not isinstance(use_cache, bool):
+            raise TypeError(f"use_cache must be a bool, got {type(use_cache).__name__}")
+        if cache is not None and (not use_cache or len(cache)):
+            raise ValueError("cache must be an empty KVCache, and only with use_cache=True")
+        tokens = prompt
+        if not use_cache:
+            for _ in range(max_new_tokens):
+                tokens = torch.cat([tokens, self(tokens)[:, -1:].argmax(-1)], dim=1)  # (B, T + 1)
+            return tokens
+        cache = cache if cache is not None else KVCache(self.config.n_layer)
+        logits = self(prompt, cache=cache)  # prefill: (B, T, vocab)
+        for step in range(max_new_tokens):
+            nxt = logits[:, -1:].argmax(-1)  # (B, 1)
+            tokens = torch.cat([tokens, nxt], dim=1)
+            if step + 1 < max_new_tokens:
+                logits = self(nxt, cache=cache)  # decode: one token, (B, 1, vocab)
+        return tokens
+
+    @property
+    def n_kv_head(self) -> int:
+        """Key-value heads per layer: n_head (multi-head), fewer after group_kv_heads."""
+        return self.blocks[0].attn.n_kv_head
+
+    def group_kv_heads(self, n_kv_head: int) -> GPT:
+        """Grouped-query attention from here on: n_kv_head KV heads per layer (1: multi-query); returns self.
+
+        Fewer heads mean-pool the key and value projections within each group (Ainslie et al. 2023, Sec. 2.1);
+        n_kv_head = n_head again repeats each shared head, an exact way to store a grouped model as a
+        multi-head one (train.save, train.load), which group_kv_heads turns back bit for bit.
+        """
+        for block in self.blocks:
+            block.attn.regroup_kv_heads(n_kv_head)
+        return self
 
     def num_params(self) -> int:
         """Trainable parameters, the tied embedding counted once."""
