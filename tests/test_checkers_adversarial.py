@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from lclib import checks, dilated, rope
+from lclib import checks, dilated, kv_cache, probes, rope, scaling, tasks
+from lclib.kv_compression import Window
+from lclib.ruler import metrics
 from lclib.checks.common import NOT_CHECKED
 
 NAN, INF = float("nan"), float("inf")
@@ -43,6 +45,37 @@ def first_pair_beyond(head_dim, base, context_len):
     return int((rope.wavelengths(rope.inv_freq(head_dim, base)) <= context_len).sum())
 
 
+def score_bound(q, k, distances, inv_freq):
+    h = torch.complex(q[0::2], q[1::2]) * torch.complex(k[0::2], k[1::2]).conj()
+    steps = torch.cat([h[1:], h.new_zeros(1)]) - h
+    angles = distances.double()[:, None] * inv_freq.double()[None, :]
+    return steps.abs().max() * torch.polar(torch.ones_like(angles), angles).cumsum(dim=-1).abs().sum(dim=-1)
+
+
+def yarn_gamma(inv_freq, original_max_len, beta_fast=32.0, beta_slow=1.0):
+    turns = original_max_len * inv_freq / (2 * math.pi)
+    return torch.clamp((turns - beta_slow) / (beta_fast - beta_slow), min=0.0, max=1.0)
+
+
+def llama3_band_edges(inv_freq, original_max_len, low_freq_factor=1.0, high_freq_factor=4.0):
+    wavelength = 2 * math.pi / inv_freq
+    return (int((wavelength < original_max_len / high_freq_factor).sum()),
+            len(inv_freq) - int((wavelength > original_max_len / low_freq_factor).sum()))
+
+
+def cache_bytes(n_layer, n_kv_head, head_dim, tokens, bytes_per_value):
+    return 2 * n_layer * n_kv_head * head_dim * bytes_per_value * tokens
+
+
+def decode_bound(weight_bytes, cache_bytes_per_token, context, bandwidth):
+    return bandwidth / (weight_bytes + cache_bytes_per_token * context)
+
+
+def window_mask(seq_len, recent, sinks):
+    i, j = torch.arange(seq_len)[:, None], torch.arange(seq_len)[None, :]
+    return (j <= i) & ((j < sinks) | (j > i - recent))
+
+
 def ntk_exponent(head_dim):
     return head_dim / (head_dim - 2)
 
@@ -57,8 +90,12 @@ def dynamic_ntk_inv_freq(head_dim, base, scale, original_max_len, seq_len):
     return (base * alpha ** (head_dim / (head_dim - 2))) ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
 
 
-def pattern_edges(n, segment_len, dilation):
-    return (n // segment_len) * (segment_len // dilation) ** 2
+def union_attention(out_a, lse_a, out_b, lse_b, out_ab, lse_ab):
+    shift = torch.maximum(lse_a, lse_b)
+    shift = shift.masked_fill(shift == -math.inf, 0.0)
+    z_a, z_b, z_ab = (torch.exp(lse - shift)[:, None] for lse in (lse_a, lse_b, lse_ab))
+    den = z_a + z_b - z_ab
+    return (z_a * out_a + z_b * out_b - z_ab * out_ab) / torch.where(den > 0, den, torch.ones_like(den))
 
 
 def layers_for_full_reach(n, segment_lengths, dilation_rates, num_heads):
@@ -158,10 +195,15 @@ CASES = {
     "check_relative_score": Case(checks.check_relative_score, relative_score, "scalar",
                                  lambda q, k, o: _zero(q, k), (1,)),
     "check_first_pair_beyond": Case(checks.check_first_pair_beyond, first_pair_beyond, "int"),
+    "check_score_bound": Case(checks.check_score_bound, score_bound, "tensor", lambda q, k, d, f: _zero(q, k), (0,)),
+    "check_yarn_gamma": Case(checks.check_yarn_gamma, yarn_gamma, "tensor", lambda f, L, bf, bs: _zero(f), (0,)),
+    "check_llama3_band_edges": Case(checks.check_llama3_band_edges, llama3_band_edges, "pair",
+                                    lambda f, L, lo, hi: _zero(f)),
     "check_ntk_exponent": Case(checks.check_ntk_exponent, ntk_exponent, "number"),
     "check_yarn_untouched_pairs": Case(checks.check_yarn_untouched_pairs, yarn_untouched_pairs, "int"),
     "check_dynamic_ntk": Case(checks.check_dynamic_ntk, dynamic_ntk_inv_freq, "tensor"),
-    "check_pattern_edges": Case(checks.check_pattern_edges, pattern_edges, "int"),
+    "check_union_attention": Case(checks.check_union_attention, union_attention, "tensor",
+                                  lambda *parts: _zero(*parts), (0,)),
     "check_layers_for_full_reach": Case(checks.check_layers_for_full_reach, layers_for_full_reach, "int_or_none",
                                         wreck_lists),
     "check_one_pattern_attention": Case(checks.check_one_pattern_attention, one_pattern_attention, "tensor",
@@ -173,6 +215,9 @@ CASES = {
     "check_effective_length": Case(checks.check_effective_length, effective_length, "int",
                                    lambda scores, threshold: scores.clear()),
     "check_vt_reader": Case(checks.check_vt_reader, vt_reader, "strings"),
+    "check_cache_bytes": Case(checks.check_cache_bytes, cache_bytes, "number"),
+    "check_decode_bound": Case(checks.check_decode_bound, decode_bound, "number"),
+    "check_window_mask": Case(checks.check_window_mask, window_mask, "tensor"),
 }
 
 
@@ -268,9 +313,10 @@ def test_wrong_answers_are_rejected_with_a_clear_hint(name, wrong, fn, word, cap
 
 
 def test_the_table_is_large_enough():
-    """14 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs (7): 105."""
-    assert len(CASES) == 14
-    assert len(WRONG) == 7 * len(CASES) + sum(case.wreck is not None for case in CASES.values()) == 105
+    """20 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
+    assert len(CASES) == 20
+    wreckers = sum(case.wreck is not None for case in CASES.values())
+    assert wreckers >= 10 and len(WRONG) == 7 * len(CASES) + wreckers
 
 
 # --- right answers, however computed ---------------------------------------------------------------
@@ -327,3 +373,30 @@ def test_a_stub_is_not_done_and_a_result_is_not_a_function(name, capsys):
     assert "Not done yet" in capsys.readouterr().out
     message = rejected(CASES[name].check, 0.5)  # check(my_function(...)) instead of check(my_function)
     assert "pass your function itself" in message
+
+
+# --- an answer that only calls lclib's own version is refused (the reference is hidden while it runs) --
+
+def _wilson_from_lclib(successes, trials):
+    lo, hi = probes.wilson_interval(torch.tensor(successes), trials)
+    return float(lo), float(hi)
+
+
+LIBRARY_ANSWERS = {
+    "check_rope_interleaved": lambda x, p, f: rope.apply_rope(x, p, f, "interleaved"),
+    "check_dynamic_ntk": lambda d, b, s, L, n: scaling.dynamic_ntk(d, b, s, L, n)[0],
+    "check_one_pattern_attention": lambda q, k, v, w, r: dilated.dilated_attention(q, k, v, w, r),
+    "check_bayes_curve": lambda p, k: tasks.bayes_accuracy(p, k),
+    "check_wilson": _wilson_from_lclib,
+    "check_string_match_all": lambda pred, refs: metrics.string_match_all(pred, refs),
+    "check_effective_length": lambda scores, t: metrics.effective_length(scores, t),
+    "check_cache_bytes": lambda *config: kv_cache.cache_bytes(*config),
+    "check_decode_bound": lambda *args: kv_cache.decode_tokens_per_s_bound(*args),
+    "check_window_mask": lambda n, recent, sinks: Window(recent, sinks).visible(torch.arange(n), torch.arange(n)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY_ANSWERS))
+def test_calling_the_library_answer_is_refused(name, capsys):
+    message = rejected(CASES[name].check, LIBRARY_ANSWERS[name])
+    assert "write it yourself" in message, message

@@ -155,7 +155,7 @@ def test_checkers_fail_on_stubs_and_pass_on_solutions(notebook, monkeypatch):
     sol = nbformat.read(solutions, as_version=4)
     cells = code_cells(nb)
     first_exercise = cells.index(pairs[0][0])
-    contexts = [cells[:1],  # the setup cell alone
+    contexts = [cells[:2],  # the setup cells alone (Colab install, then imports and setup_notebook)
                 [c for c in cells[:first_exercise] if not tags(c) & {"exercise", "checker"}]]  # everything above
     stub_phase = [cell for stub, checkers in pairs for cell in [stub, *checkers]]
     solution_phase = [c for c in code_cells(sol) if "checker" not in tags(c)] + [c for _, cs in pairs for c in cs]

@@ -28,15 +28,17 @@ def normalize(code: str) -> str:
 
 
 def solution_fingerprints(src: Path) -> list[tuple[str, set[str], str]]:
-    """Per solution cell: (where, its lines that the student notebook lacks, its normalized body)."""
+    """Per solution cell: (where, its lines beyond those of the exercise stubs, its normalized body)."""
     found = []
     for sol_path in sorted((src / "solutions").glob("*.ipynb")):
         sol = nbformat.read(sol_path, as_version=4)
         student = src / f"{sol_path.stem.removesuffix('_solutions')}.ipynb"
         given = set()
         if student.exists():
+            # only the stubs' lines (signature, docstring) may repeat a solution's: any other cell of the
+            # notebook that holds a solution's code answers the exercise in the student's copy
             given = {line.strip() for c in nbformat.read(student, as_version=4).cells
-                     if "solution" not in c.metadata.get("tags", []) for line in c.source.splitlines()}
+                     if "exercise" in c.metadata.get("tags", []) for line in c.source.splitlines()}
         for cell in sol.cells:
             if "solution" not in cell.metadata.get("tags", []):
                 continue

@@ -9,25 +9,31 @@ The reference is computed before the student's function runs, which gets copies 
 NaN, inf, None, wrong types and shapes, and the student's own exceptions all become hints (see
 `common`). One module per notebook topic:
 
-- `rope` (01): check_rope_interleaved, check_relative_score, check_first_pair_beyond;
-- `scaling` (02): check_ntk_exponent, check_yarn_untouched_pairs, check_dynamic_ntk;
-- `dilated` (03): check_pattern_edges, check_layers_for_full_reach, check_one_pattern_attention;
+- `rope` (01): check_rope_interleaved, check_relative_score, check_score_bound (and
+  check_first_pair_beyond, which the browser-test fixture uses);
+- `scaling` (02): check_yarn_gamma, check_llama3_band_edges, check_dynamic_ntk (and check_ntk_exponent,
+  check_yarn_untouched_pairs, for results the notebook derives in its text);
+- `dilated` (03): check_union_attention, check_layers_for_full_reach, check_one_pattern_attention;
 - `lost_in_the_middle` (04): check_bayes_curve, check_wilson;
-- `ruler` (05): check_string_match_all, check_effective_length, check_vt_reader.
+- `ruler` (05): check_string_match_all, check_effective_length, check_vt_reader;
+- `inference` (06): check_cache_bytes, check_decode_bound, check_window_mask.
 """
 
 from .common import CheckFailed, checker
-from .dilated import check_layers_for_full_reach, check_one_pattern_attention, check_pattern_edges
+from .dilated import check_layers_for_full_reach, check_one_pattern_attention, check_union_attention
+from .inference import check_cache_bytes, check_decode_bound, check_window_mask
 from .lost_in_the_middle import check_bayes_curve, check_wilson
-from .rope import check_first_pair_beyond, check_relative_score, check_rope_interleaved
+from .rope import check_first_pair_beyond, check_relative_score, check_rope_interleaved, check_score_bound
 from .ruler import check_effective_length, check_string_match_all, check_vt_reader
-from .scaling import check_dynamic_ntk, check_ntk_exponent, check_yarn_untouched_pairs
+from .scaling import (check_dynamic_ntk, check_llama3_band_edges, check_ntk_exponent, check_yarn_gamma,
+                      check_yarn_untouched_pairs)
 
 __all__ = [
     "CheckFailed", "checker",
-    "check_rope_interleaved", "check_relative_score", "check_first_pair_beyond",
-    "check_ntk_exponent", "check_yarn_untouched_pairs", "check_dynamic_ntk",
-    "check_pattern_edges", "check_layers_for_full_reach", "check_one_pattern_attention",
+    "check_rope_interleaved", "check_relative_score", "check_score_bound", "check_first_pair_beyond",
+    "check_yarn_gamma", "check_llama3_band_edges", "check_dynamic_ntk", "check_ntk_exponent", "check_yarn_untouched_pairs",
+    "check_union_attention", "check_layers_for_full_reach", "check_one_pattern_attention",
     "check_bayes_curve", "check_wilson",
     "check_string_match_all", "check_effective_length", "check_vt_reader",
+    "check_cache_bytes", "check_decode_bound", "check_window_mask",
 ]

@@ -6,15 +6,19 @@ student's function gets deep copies (so an answer that zeroes its input in place
 reference agree with it); NaN and inf are rejected before any comparison (``abs(nan - b) > tol`` is
 False, so a NaN would otherwise pass); a numpy array or a plain number is accepted wherever it holds
 the right values; and None, a wrong type, a wrong shape or the student's own exception become one
-short CheckFailed message instead of a traceback from inside the checker.
+short CheckFailed message instead of a traceback from inside the checker. While the student's function
+runs, the library functions that ARE the answer are hidden (``call(..., hide=(rope.apply_rope,))``):
+calling one raises, so an answer that only calls the library's own version cannot pass.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -75,18 +79,52 @@ def describe(value: object) -> str:
     return text if len(text) <= 80 else text[:76] + " ..."
 
 
-def call(fn: Callable, /, **inputs: object) -> object:
+HIDDEN = "lclib-hidden:"  # marks the error a hidden library function raises while the student's function runs
+
+
+def _raiser(name: str) -> types.CodeType:
+    """The code of a function that accepts anything and raises: it names no global (it runs with the globals
+    of the function whose code it replaces), only a builtin exception and a constant."""
+    namespace: dict = {}
+    exec(f"def hidden(*args, **kwargs):\n    raise RuntimeError({HIDDEN + name!r})", {}, namespace)
+    return namespace["hidden"].__code__
+
+
+@contextlib.contextmanager
+def hidden(*functions: Callable) -> Iterator[None]:
+    """Within the block, each of these library functions raises when called, wherever it was imported from
+    (the function object itself is changed, so `from lclib.rope import apply_rope` is caught too)."""
+    saved = []
+    try:
+        for f in functions:
+            if not isinstance(f, types.FunctionType) or f.__code__.co_freevars:
+                raise TypeError(f"hide only plain module-level functions, got {f!r}")
+            saved.append((f, f.__code__))
+            f.__code__ = _raiser(f"{f.__module__.removeprefix('lclib.')}.{f.__qualname__}")
+        yield
+    finally:
+        for f, code in saved:
+            f.__code__ = code
+
+
+def call(fn: Callable, /, *, hide: Sequence[Callable] = (), **inputs: object) -> object:
     """fn(*inputs.values()) on deep copies of the inputs; its exception becomes a hint that names them.
 
-    Copies keep the checker's own inputs intact whatever fn does to its arguments. NotImplementedError
-    passes through: it marks an untouched stub, which the checker reports as not done.
+    Copies keep the checker's own inputs intact whatever fn does to its arguments. The library functions in
+    `hide` (those that are the exercise's answer) raise while fn runs. NotImplementedError passes through:
+    it marks an untouched stub, which the checker reports as not done.
     """
     args = copy.deepcopy(list(inputs.values()))
     try:
-        return fn(*args)
+        with hidden(*hide):
+            return fn(*args)
     except NotImplementedError:
         raise
     except Exception as exc:
+        if str(exc).startswith(HIDDEN):
+            used = str(exc).removeprefix(HIDDEN)
+            raise CheckFailed(f"{name_of(fn)} calls lclib's own {used}, which is the answer itself: write it "
+                              "yourself (plain torch operations are fine).") from None
         shown = ", ".join(f"{k}={describe(v)}" for k, v in inputs.items())
         lines = str(exc).strip().splitlines()
         said = f": {lines[0][:160]}" if lines else ""

@@ -1,4 +1,5 @@
-"""Checkers for notebook 03, LongNet dilated attention: edge counts, reach by depth, one pattern's attention."""
+"""Checkers for notebook 03, LongNet dilated attention: the union softmax from blockwise parts, reach by
+depth, one pattern's attention."""
 
 from __future__ import annotations
 
@@ -6,29 +7,90 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import Tensor
 
 from .. import dilated
 from .common import CheckFailed, as_int, as_tensor, call, checker, close
 
+# (n, pattern A, pattern B, causal, score scale): nested, not nested, causal, rows no pattern selects,
+# and scores large enough that exp(lse) overflows float64 (lse > 709)
+UNION_CASES = [(32, (8, 1), (16, 2), False, 1.0), (36, (12, 3), (18, 2), False, 1.0), (32, (8, 1), (32, 4), True, 1.0),
+               (32, (8, 2), (16, 4), False, 1.0), (48, (16, 1), (48, 4), False, 300.0)]
+
+
+def _part(scores: Tensor, mask: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax output (n, d) and log-sum-exp (n,) of scores (n, n) over the keys of mask; 0 and -inf on empty rows."""
+    masked = scores.masked_fill(~mask, -math.inf)
+    return torch.softmax(masked, dim=-1).nan_to_num(0.0) @ v, torch.logsumexp(masked, dim=-1)
+
+
+def _combine(parts: Sequence[tuple[Tensor, Tensor]], signs: Sequence[float]) -> Tensor:
+    """sum_i sign_i Z_i O_i / sum_i sign_i Z_i with Z_i = exp(lse_i), in float64 (for the hints)."""
+    top = torch.stack([lse for _, lse in parts]).amax(0)
+    top = top.masked_fill(top == -math.inf, 0.0)
+    z = [s * torch.exp(lse - top)[:, None] for (_, lse), s in zip(parts, signs)]
+    den = sum(z)
+    return sum(zi * out for zi, (out, _) in zip(z, parts)) / torch.where(den != 0, den, torch.ones_like(den))
+
+
+def _bad_rows(got: object, shape: tuple[int, ...]) -> tuple[Tensor, str] | None:
+    """(rows holding NaN or inf, "NaN" or "inf") when got is a tensor or array of the expected shape; else None."""
+    try:
+        t = torch.as_tensor(got.detach().cpu() if isinstance(got, Tensor) else got)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if tuple(t.shape) != shape or t.is_complex() or not t.is_floating_point():
+        return None
+    bad = ~torch.isfinite(t)
+    return (bad.any(-1), "NaN" if bool(torch.isnan(t).any()) else "inf") if bool(bad.any()) else None
+
 
 @checker
-def check_pattern_edges(fn: Callable[[int, int, int], int]) -> str:
-    """fn(n, segment_len, dilation) must count the (query, key) pairs of one pattern, one head, when r | w | n."""
-    for n, w, r in [(4096, 512, 4), (1024, 1024, 1), (2048, 256, 8), (64, 16, 2), (96, 32, 32)]:
-        want = int(dilated.edge_counts(n, w, r).pattern_sum_per_head[0])
-        where = f"n={n}, w={w}, r={r}"
-        got = as_int(call(fn, n=n, segment_len=w, dilation=r), where, "a count of pairs (an int)")
-        if got == want:
+def check_union_attention(fn: Callable[..., Tensor]) -> str:
+    """fn(out_a, lse_a, out_b, lse_b, out_ab, lse_ab) -> softmax attention over the keys pattern A or B reaches.
+
+    Each part (A, B, and the overlap A and B) comes as its softmax output (seq_len, 8) and log-sum-exp
+    (seq_len,), float64, one head at offset 0; a part that reaches no key of a query has output 0 and lse
+    -inf there. The reference is the softmax over the union of `dilated.pattern_mask`, built from q, k, v.
+    """
+    gen = torch.Generator().manual_seed(3)
+    for n, (wa, ra), (wb, rb), causal, scale in UNION_CASES:
+        q, k, v = torch.randn(3, n, 8, generator=gen, dtype=torch.float64).unbind(0)
+        scores = scale * q @ k.T / math.sqrt(8)                                        # (n, n)
+        mask_a, mask_b = (dilated.pattern_mask(n, w, r, causal=causal)[0] for w, r in ((wa, ra), (wb, rb)))
+        want, _ = _part(scores, mask_a | mask_b, v)
+        a, b, ab = _part(scores, mask_a, v), _part(scores, mask_b, v), _part(scores, mask_a & mask_b, v)
+        where = f"n={n}, A=(w={wa}, r={ra}), B=(w={wb}, r={rb})" + (", causal" if causal else "")
+        raw = call(fn, out_a=a[0], lse_a=a[1], out_b=b[0], lse_b=b[1], out_ab=ab[0], lse_ab=ab[1])
+        empty = ~(mask_a | mask_b).any(-1)                                             # (n,) rows no pattern selects
+        try:
+            got = as_tensor(raw, want.shape, where, like="out_a")
+        except CheckFailed:
+            found = _bad_rows(raw, tuple(want.shape))
+            if found is not None and scale > 1:
+                raise CheckFailed(f"{where}, scores up to {scores.abs().max():.0f}: your answer has {found[1]}. "
+                                  "exp(lse) overflows float64 above lse = 709: factor out the largest lse of each "
+                                  "row before exponentiating.") from None
+            if found is not None and bool(empty.any()) and not bool((found[0] & ~empty).any()):
+                raise CheckFailed(f"{where}: your answer has {found[1]} on the rows no pattern selects (every lse "
+                                  "is -inf there: 0/0 and -inf - (-inf) are NaN); their output must be 0.") from None
+            raise
+        if close(got, want):
             continue
-        if got == n * w // r:
-            raise CheckFailed(f"{where}: {got} counts kept positions times w; each of the n/w "
-                              "segments keeps w/r positions and every kept query sees every kept key: (w/r)^2 pairs.")
-        if got == n * w:
-            raise CheckFailed(f"{where}: {got} ignores the dilation; only every r-th position of a segment is kept.")
-        if got == n // r:
-            raise CheckFailed(f"{where}: {got} counts kept positions, not (query, key) pairs.")
-        raise CheckFailed(f"{where}: expected {want} pairs, got {got}. Segments: n/w; kept per segment: w/r.")
-    return "one pattern has (n/w) * (w/r)^2 = n*w/r^2 pairs: linear in n for fixed (w, r)."
+        if (got[empty].abs() > 1e-9).any():
+            raise CheckFailed(f"{where}: rows no pattern selects (every lse -inf) must be 0.")
+        if close(got, _combine([a, b], [1, 1])):
+            raise CheckFailed(f"{where}: that is LongNet's mixture, which counts a key both patterns reach twice; "
+                              "the union counts it once: take the overlap's share out.")
+        if close(got, _combine([a, b, ab], [1, 1, 1])):
+            raise CheckFailed(f"{where}: the overlap's keys are already in A and in B: subtract its share, do not add it.")
+        if close(got, a[0] + b[0] - ab[0]):
+            raise CheckFailed(f"{where}: the outputs are normalised by different denominators; weight each part "
+                              "by its own exp(lse) and divide by the union's.")
+        raise CheckFailed(f"{where}: expected the softmax over the union of A's and B's keys; it differs. From "
+                          "each part's (out, lse), write its softmax numerator and denominator; a key both reach "
+                          "belongs to A, to B and to the overlap.")
+    return "inclusion-exclusion on numerators and denominators turns blockwise parts into the union softmax."
 
 
 def _layers_for_full_reach(n: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], num_heads: int,
@@ -49,7 +111,7 @@ def check_layers_for_full_reach(fn: Callable[..., int | None]) -> str:
     for n, ws, rs, heads in cases:
         want = _layers_for_full_reach(n, ws, rs, heads)
         where = f"n={n}, w={ws}, r={rs}, heads={heads}"
-        got = call(fn, n=n, segment_lengths=ws, dilation_rates=rs, num_heads=heads)
+        got = call(fn, n=n, segment_lengths=ws, dilation_rates=rs, num_heads=heads, hide=(dilated.reach,))
         if got is not None:
             got = as_int(got, where, "a number of layers (an int), or None")
         if got == want:
@@ -76,7 +138,9 @@ def check_one_pattern_attention(fn: Callable[..., torch.Tensor]) -> str:
         q, k, v = torch.randn(3, n, 8, generator=gen, dtype=torch.float64).unbind(0)
         want = dilated.dilated_attention(q[None, None], k[None, None], v[None, None], [w], [r])[0, 0]
         where = f"seq_len={n}, w={w}, r={r}"
-        got = as_tensor(call(fn, q=q, k=k, v=v, segment_len=w, dilation=r), want.shape, where, like="v")
+        got = as_tensor(call(fn, q=q, k=k, v=v, segment_len=w, dilation=r,
+                             hide=(dilated.dilated_attention, dilated.dilated_attention_reference)),
+                        want.shape, where, like="v")
         if close(got, want):
             continue
         kept = torch.zeros(n, dtype=torch.bool)

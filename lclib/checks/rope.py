@@ -1,4 +1,5 @@
-"""Checkers for notebook 01, RoPE from scratch: the interleaved layout, the relative score, wavelengths."""
+"""Checkers for notebook 01, RoPE from scratch: the interleaved layout, the relative score, RoFormer's
+score bound (and the first slow pair, kept for the browser-test fixture)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import torch
 
 from .. import rope
 from .common import CheckFailed, as_int, as_tensor, call, checker, close
+
+
+HIDE_ROPE = (rope.apply_rope, rope.apply_rope_cached, rope.apply_rope_complex)  # each is the answer
 
 
 @checker
@@ -21,7 +25,7 @@ def check_rope_interleaved(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tenso
     positions = torch.arange(7)
     freqs = rope.inv_freq(8)
     want = rope.apply_rope(x, positions, freqs, layout="interleaved")
-    got = as_tensor(call(fn, x=x, positions=positions, inv_freq=freqs), x.shape, like="x")
+    got = as_tensor(call(fn, x=x, positions=positions, inv_freq=freqs, hide=HIDE_ROPE), x.shape, like="x")
     if close(got, want):
         return "interleaved RoPE matches lclib.rope.apply_rope(..., layout='interleaved')."
     if close(got, rope.apply_rope(x, positions, freqs, layout="half")):
@@ -72,3 +76,87 @@ def check_first_pair_beyond(fn: Callable[[int, float, int], int]) -> str:
             hint = " (off by one: the wavelength is 2*pi / theta_i with theta_i = base^(-2i/d))" if abs(got - want) == 1 else ""
             raise CheckFailed(f"{where}: expected pair {want}, got {got}{hint}.")
     return "you found the first pair that never completes a turn inside the context."
+
+
+def _pairs_as_complex(x: torch.Tensor, layout: str = "interleaved") -> torch.Tensor:
+    """Pair i of x as one complex number: (x_2i, x_2i+1) interleaved, (x_i, x_i+d/2) half-split. (d/2,)"""
+    half = x.shape[-1] // 2
+    real, imag = (x[0::2], x[1::2]) if layout == "interleaved" else (x[:half], x[half:])
+    return torch.complex(real, imag)
+
+
+def _score_bound(q: torch.Tensor, k: torch.Tensor, distances: torch.Tensor, freqs: torch.Tensor,
+                 layout: str = "interleaved", conjugate: bool = True, last_term: bool = True,
+                 inclusive: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoFormer's bound (section 3.4.3) and its distance factor sum_j |S_j|; the flags build the usual slips.
+
+    h_i = q_[2i:2i+2] conj(k_[2i:2i+2]), h_{d/2} = 0, S_j = sum_{l<j} e^{j (m-n) theta_l}:
+    |score| <= max_i |h_{i+1} - h_i| * sum_{j=1}^{d/2} |S_j|. Shapes: q, k (d,); distances (n,); returns (n,), (n,).
+    """
+    kz = _pairs_as_complex(k, layout)
+    h = _pairs_as_complex(q, layout) * (kz.conj() if conjugate else kz)  # (d/2,)
+    steps = torch.cat([h[1:], h.new_zeros(1)]) - h  # h_{i+1} - h_i, i = 0 .. d/2 - 1
+    if not last_term:
+        steps = steps[:-1]
+    angles = distances.to(torch.float64)[:, None] * freqs[None, :]  # (n, d/2)
+    partial = torch.polar(torch.ones_like(angles), angles).cumsum(dim=-1)  # S_1 .. S_{d/2}
+    if not inclusive:
+        partial = torch.cat([torch.zeros_like(partial[:, :1]), partial[:, :-1]], dim=-1)  # S_0 .. S_{d/2-1}
+    factor = partial.abs().sum(dim=-1)  # (n,)
+    return steps.abs().max() * factor, factor
+
+
+@checker
+def check_score_bound(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
+    """fn(q, k, distances, inv_freq) must return RoFormer's upper bound on |score| at each distance m - n.
+
+    The bound of section 3.4.3 for this q and k (interleaved layout, as in the paper):
+    max_i |h_{i+1} - h_i| * sum_{j=1}^{d/2} |S_j|, with h_i = q_[2i:2i+2] conj(k_[2i:2i+2]), h_{d/2} = 0
+    and S_j = sum_{l<j} e^{j (m-n) theta_l}. No lclib function computes it (rope.decay_bound is the
+    distance factor divided by d/2, for a base rather than given frequencies).
+    Shapes: q, k (head_dim,) float64; distances (n,) int64; inv_freq (head_dim // 2,); the answer (n,).
+    """
+    gen = torch.Generator().manual_seed(5)
+    # (head_dim, base, distances, loud): loud > 0 sets h_{d/2-1} = loud * h_{d/2-2}, so that the last step,
+    # |h_{d/2} - h_{d/2-1}| = |h_{d/2-1}| with h_{d/2} = 0, is the largest and leaving it out shows
+    cases = [(16, 10000.0, torch.tensor([0, 1, 2, 7, 40, 300, 4000]), 0.0), (8, 100.0, torch.tensor([0, 3, 25, 1000]), 10.0)]
+    for head_dim, base, distances, loud in cases:
+        q = torch.randn(head_dim, generator=gen, dtype=torch.float64)
+        k = torch.randn(head_dim, generator=gen, dtype=torch.float64)
+        if loud:
+            q[-2:], k[-2:] = loud * q[-4:-2], k[-4:-2]
+        freqs = rope.inv_freq(head_dim, base)
+        want, factor = _score_bound(q, k, distances, freqs)
+        # the true |score| of q at position m = distance and k at n = 0: what any bound must stay above
+        scores = (rope.apply_rope(q.expand(len(distances), head_dim), distances, freqs, layout="interleaved") @ k).abs()
+        where = f"head_dim={head_dim}, base={base:g}"
+        # nothing to hide: no lclib function computes this bound (decay_bound is only its distance factor)
+        got = as_tensor(call(fn, q=q, k=k, distances=distances, inv_freq=freqs), distances.shape, where,
+                        like="distances", sequences=True)
+        if torch.allclose(got, want, rtol=1e-5, atol=1e-8):
+            continue
+        slips = [
+            (factor, "this is the distance factor sum_j |S_j| alone: multiply it by max_i |h_{i+1} - h_i|."),
+            (factor / (head_dim // 2), "this is the relative bound (1/(d/2)) sum_j |S_j| that the plot shows: "
+                                       "the bound for q and k multiplies sum_j |S_j| by max_i |h_{i+1} - h_i|."),
+            (want / (head_dim // 2), "you average |S_j| over j where the bound sums it."),
+            (_score_bound(q, k, distances, freqs, last_term=False)[0],
+             "include the last difference: with h_{d/2} = 0 it is |h_{d/2-1}|, which can be the largest."),
+            (_score_bound(q, k, distances, freqs, inclusive=False)[0],
+             "your partial sums are shifted by one: S_1 = e^{j(m-n)theta_0} (pair 0 alone) and S_{d/2} sums all pairs."),
+            (_score_bound(q, k, distances, freqs, conjugate=False)[0],
+             "h_i is q's pair times the complex conjugate of k's pair: conjugate k."),
+            (_score_bound(q, k, distances, freqs, layout="half")[0],
+             "you paired (i, i + d/2): the paper's pairs are (2i, 2i+1), the interleaved layout."),
+        ]
+        for value, hint in slips:
+            if torch.allclose(got, value, rtol=1e-5, atol=1e-8):
+                raise CheckFailed(f"{where}: {hint}")
+        below = torch.nonzero(got < scores - 1e-9).flatten()
+        if len(below):
+            i = int(below[0])
+            raise CheckFailed(f"{where}: not an upper bound: at distance {int(distances[i])} the true |score| is "
+                              f"{scores[i].item():.4f} and your bound {got[i].item():.4f}.")
+        i = int((got - want).abs().argmax())
+        raise CheckFailed(f"{where}: at distance {int(distances[i])} expected {want[i].item():.4f}, got {got[i].item():.4f}.")
+    return "your bound matches RoFormer's (section 3.4.3) and stays above every true score."

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from ..ruler import metrics, tasks
 from .common import CheckFailed, as_int, as_number, as_strings, call, checker, describe
 
+HIDE_MATCH = (metrics.string_match_all, metrics.string_match_part, metrics.score)  # each would answer it
+
 
 @checker
 def check_string_match_all(fn: Callable[[str, list[str]], float]) -> str:
@@ -16,7 +18,7 @@ def check_string_match_all(fn: Callable[[str, list[str]], float]) -> str:
     for pred, refs in cases:
         want = metrics.string_match_all(pred, refs)
         where = f"on {pred!r} with references {refs}"
-        got = as_number(call(fn, prediction=pred, references=refs), where, "a fraction (a float in 0..1)")
+        got = as_number(call(fn, prediction=pred, references=refs, hide=HIDE_MATCH), where, "a fraction (a float in 0..1)")
         if abs(got - want) > 1e-12:
             if got == metrics.string_match_part(pred, refs):
                 raise CheckFailed(f"on {pred!r} with {refs} you return {got}: that is string_match_part (any "
@@ -35,7 +37,7 @@ def check_effective_length(fn: Callable[[dict, float], int]) -> str:
     for scores, threshold in cases:
         want = metrics.effective_length(scores, threshold)
         where = f"{scores}, threshold {threshold}"
-        got = call(fn, scores=scores, threshold=threshold)
+        got = call(fn, scores=scores, threshold=threshold, hide=(metrics.effective_length,))
         if got is None and want == 0:
             raise CheckFailed(f"{where}: return 0 (not None) when even the shortest length misses the threshold.")
         got = as_int(got, where, "a length (an int)")
