@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import rope
+from . import kernels, rope
 from .kv_cache import KVCache
 
 POS_ENCODINGS = ("rope", "alibi", "none")
@@ -154,6 +154,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.attention_fn = attention_fn or sdpa_attention
+        self.rotate_fn = rotate  # or lclib.kernels.compiled_rope (GPT.set_rope_kernel)
 
     def forward(self, x: Tensor, cos: Tensor | None, sin: Tensor | None, bias: Tensor | None = None,
                 cache: KVCache | None = None, layer: int = 0) -> Tensor:
@@ -168,8 +169,8 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
         k, v = (t.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2) for t in (k, v))  # (B, n_kv, T, hs)
         if self.use_rope:
-            q = rotate(q, cos, sin, self.layout)  # (B, nh, T, hs)
-            k = rotate(k, cos, sin, self.layout)
+            q = self.rotate_fn(q, cos, sin, self.layout)  # (B, nh, T, hs)
+            k = self.rotate_fn(k, cos, sin, self.layout)
         if cache is not None:
             return self.proj(self._cached(q, k, v, cache, layer).transpose(1, 2).reshape(B, T, C))  # (B, T, C)
         if self.n_kv_head < self.n_head:  # KV head j serves query heads j*g .. j*g + g-1
@@ -269,6 +270,17 @@ class GPT(nn.Module):
         _check_parts(self.config, attention_fn)
         for block in self.blocks:
             block.attn.attention_fn = attention_fn or sdpa_attention
+
+    def set_rope_kernel(self, kernel: str) -> GPT:
+        """Rotate q and k with "eager" (lclib.rope's reference, the default) or "compiled" (lclib.kernels'
+        torch.compile kernel: faster for long prefills, seconds to compile on first use); returns self."""
+        if kernel not in ("eager", "compiled"):
+            raise ValueError(f"kernel must be 'eager' or 'compiled', got {kernel!r}")
+        if kernel == "compiled":
+            kernels.check_compiler()
+        for block in self.blocks:
+            block.attn.rotate_fn = kernels.compiled_rope if kernel == "compiled" else rotate
+        return self
 
     def set_rope_scaling(self, scaling: Any) -> GPT:
         """Read positions under another RoPE scaling from now on (no weight changes); returns self.

@@ -1,0 +1,144 @@
+"""Faster kernels, measured: RoPE fused by a compiler, and the memory attention needs.
+
+- ``rope_fused``: RoPE written as one expression a compiler can fuse into a single pass over x
+  (read x once, write the output once). ``lclib.rope.apply_rope_cached`` stays the readable
+  reference it is tested against.
+- ``compiled_rope``: that expression compiled by ``torch.compile`` (inductor writes a C++ kernel on the
+  CPU, a Triton kernel on a GPU). How it is written matters to the compiler: measured on this lab's
+  CPU, ``cat([x1*c - x2*s, x2*c + x1*s])`` compiles to about one copy's time, while
+  ``x*cos + rotate_half(x)*sin`` compiled stays about twice as slow (benchmarks/rope.py).
+- ``attention_materialised``: attention as the textbook writes it, an (n, n) score matrix per head;
+  against ``scaled_dot_product_attention``, whose CPU and GPU kernels work block by block.
+- ``peak_memory``: the most bytes a call held at once beyond what existed before it (the profiler's
+  allocation records on the CPU, CUDA's allocator statistics on a GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from .rope import LAYOUTS
+
+RopeFn = Callable[[Tensor, Tensor, Tensor, str], Tensor]
+
+
+def rope_fused(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Tensor:
+    """RoPE as one fusable expression (differentiable; no out= writes, no checks inside).
+
+    Shapes: x (..., T, hs); cos, sin (T, hs/2); returns like x. Same result as
+    lclib.rope.apply_rope_cached(x, cos, sin, layout).
+    """
+    half = x.shape[-1] // 2
+    if layout == "half":
+        x1, x2 = x[..., :half], x[..., half:]  # pair i is (i, i + d/2)
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # pair i is (2i, 2i + 1)
+    return torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)
+
+
+@functools.cache
+def _compiled() -> RopeFn:
+    return torch.compile(rope_fused)
+
+
+def compiled_rope(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Tensor:
+    """rope_fused compiled by torch.compile (compiled on first use per shape family: seconds on a CPU).
+
+    Checks its inputs eagerly, then runs the compiled kernel. Shapes as in rope_fused.
+    """
+    for name, value in (("x", x), ("cos", cos), ("sin", sin)):
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(value).__name__}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if x.dim() < 2 or x.shape[-1] % 2 or cos.shape != (x.shape[-2], x.shape[-1] // 2) or sin.shape != cos.shape:
+        raise ValueError(f"cos and sin must have shape (T, head_dim // 2) for x of shape (..., T, head_dim) "
+                         f"with an even head_dim; got x {tuple(x.shape)}, cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
+    return _compiled()(x, cos, sin, layout)
+
+
+def check_compiler() -> None:
+    """Compile and run a tiny RoPE now, so that a missing compiler fails here with a clear message."""
+    x, c = torch.zeros(1, 2, 4), torch.ones(2, 2)
+    try:
+        compiled_rope(x, c, c)
+    except Exception as err:  # inductor raises its own types; say what failed and how to go on
+        raise RuntimeError("torch.compile could not build the fused RoPE kernel on this machine (it needs a C++ "
+                           f"compiler on the CPU, Triton on a GPU); use the eager path instead. Cause: {err}") from err
+
+
+def attention_materialised(q: Tensor, k: Tensor, v: Tensor, causal: bool = True) -> Tensor:
+    """softmax(q k^T / sqrt(hs) + mask) v with the whole (T, S) score matrix built: the memory reference.
+
+    Shapes: q (B, nh, T, hs); k, v (B, nh, S, hs); returns (B, nh, T, hs). With causal, query t (the
+    last T of S positions) sees keys up to S - T + t.
+    """
+    for name, value in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(value, Tensor) or not value.is_floating_point() or value.dim() != 4:
+            raise TypeError(f"{name} must be a 4-D floating-point torch.Tensor (B, nh, T, hs), got "
+                            f"{type(value).__name__}{tuple(value.shape) if isinstance(value, Tensor) else ''}")
+    if k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q (B, nh, T, hs) and k, v (B, nh, S, hs) disagree: {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}")
+    T, S = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, nh, T, S): the n x n matrix
+    if causal:
+        seen = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)  # (T, S)
+        scores = scores.masked_fill(~seen, float("-inf"))
+    return scores.softmax(dim=-1) @ v  # (B, nh, T, hs)
+
+
+@contextlib.contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Silence file descriptor 2 for a while: the profiler's C++ side logs its start and stop there
+    unconditionally, which a notebook would show as output. Python exceptions are not affected."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory(fn: Callable[..., object], *args: object) -> int:
+    """Peak bytes allocated while fn(*args) runs, beyond what was allocated before (its output included).
+
+    On a GPU (any argument on CUDA): torch.cuda's peak statistics. On the CPU: the running sum of the
+    allocation and free records of torch.profiler (profile_memory=True), which sees every tensor the
+    allocator hands out, including a kernel's temporary buffers.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if any(t.is_cuda for t in tensors):
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn(*args)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    with _quiet_fd2(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                              profile_memory=True) as prof:
+        fn(*args)
+    try:
+        records = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        records.sort(key=lambda e: e.start_ns())
+        held = peak = 0
+        for record in records:  # + bytes at an allocation, - bytes at a free
+            held += record.nbytes()
+            peak = max(peak, held)
+    except AttributeError as err:  # the profiler's result objects changed in another torch version
+        raise RuntimeError(f"this torch ({torch.__version__}) does not expose the profiler's memory records "
+                           f"as expected: {err}") from err
+    return peak
