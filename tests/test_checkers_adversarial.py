@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from lclib import checks, dilated, kv_cache, probes, rope, scaling, tasks
+from lclib import checks, dilated, kv_cache, probes, retrieval, rope, scaling, tasks
 from lclib.kv_compression import Window
 from lclib.ruler import metrics
 from lclib.checks.common import NOT_CHECKED
@@ -165,6 +165,39 @@ def vt_reader(prompt):
     return names
 
 
+def bm25_term_score(tf, df, n_chunks, chunk_len, avg_len, k1=1.5, b=0.75):
+    idf = math.log(1 + (n_chunks - df + 0.5) / (df + 0.5))
+    return idf * tf / (tf + k1 * (1 - b + b * chunk_len / avg_len))
+
+
+def choose_k(chunk_tokens, fixed_tokens, budget):
+    k, used = 0, fixed_tokens
+    for n in chunk_tokens:
+        if used + n > budget:
+            break
+        k, used = k + 1, used + n
+    return k
+
+
+def vt_assigns(chunk):
+    m = re.match(r"\s*VAR (\w+) =", chunk)
+    return m.group(1) if m else None
+
+
+def follow_chain(retriever, chunks, value, max_hops):
+    retriever.index(chunks)
+    names, taken, query = [], set(), value
+    while len(names) < max_hops and len(taken) < len(chunks):
+        hit = next(i for i, _ in retriever.search(query, len(taken) + 1) if i not in taken)
+        taken.add(hit)
+        name = vt_assigns(chunks[hit])
+        if name is None or name in names:
+            break
+        names.append(name)
+        query = name
+    return names
+
+
 # --- in-place wreckers: change the inputs, after which the solution gives a wrong answer -----------
 
 def _zero(*tensors: torch.Tensor) -> None:
@@ -218,6 +251,10 @@ CASES = {
     "check_cache_bytes": Case(checks.check_cache_bytes, cache_bytes, "number"),
     "check_decode_bound": Case(checks.check_decode_bound, decode_bound, "number"),
     "check_window_mask": Case(checks.check_window_mask, window_mask, "tensor"),
+    "check_bm25_term_score": Case(checks.check_bm25_term_score, bm25_term_score, "number"),
+    "check_choose_k": Case(checks.check_choose_k, choose_k, "int", lambda sizes, fixed, budget: sizes.sort()),
+    "check_follow_chain": Case(checks.check_follow_chain, follow_chain, "strings",
+                               lambda retriever, chunks, value, max_hops: chunks.reverse()),
 }
 
 
@@ -313,8 +350,8 @@ def test_wrong_answers_are_rejected_with_a_clear_hint(name, wrong, fn, word, cap
 
 
 def test_the_table_is_large_enough():
-    """20 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
-    assert len(CASES) == 20
+    """23 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
+    assert len(CASES) == 23
     wreckers = sum(case.wreck is not None for case in CASES.values())
     assert wreckers >= 10 and len(WRONG) == 7 * len(CASES) + wreckers
 
@@ -393,6 +430,8 @@ LIBRARY_ANSWERS = {
     "check_cache_bytes": lambda *config: kv_cache.cache_bytes(*config),
     "check_decode_bound": lambda *args: kv_cache.decode_tokens_per_s_bound(*args),
     "check_window_mask": lambda n, recent, sinks: Window(recent, sinks).visible(torch.arange(n), torch.arange(n)),
+    "check_follow_chain": lambda r, chunks, value, hops: [vt_assigns(chunks[i]) for i in
+                                                          retrieval.iterative_retrieve(r, chunks, value, vt_assigns, hops)],
 }
 
 

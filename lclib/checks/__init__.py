@@ -16,13 +16,15 @@ NaN, inf, None, wrong types and shapes, and the student's own exceptions all bec
 - `dilated` (03): check_union_attention, check_layers_for_full_reach, check_one_pattern_attention;
 - `lost_in_the_middle` (04): check_bayes_curve, check_wilson;
 - `ruler` (05): check_string_match_all, check_effective_length, check_vt_reader;
-- `inference` (06): check_cache_bytes, check_decode_bound, check_window_mask.
+- `inference` (06): check_cache_bytes, check_decode_bound, check_window_mask;
+- `retrieval` (07): check_bm25_term_score, check_choose_k, check_follow_chain.
 """
 
 from .common import CheckFailed, checker
 from .dilated import check_layers_for_full_reach, check_one_pattern_attention, check_union_attention
 from .inference import check_cache_bytes, check_decode_bound, check_window_mask
 from .lost_in_the_middle import check_bayes_curve, check_wilson
+from .retrieval import check_bm25_term_score, check_choose_k, check_follow_chain
 from .rope import check_first_pair_beyond, check_relative_score, check_rope_interleaved, check_score_bound
 from .ruler import check_effective_length, check_string_match_all, check_vt_reader
 from .scaling import (check_dynamic_ntk, check_llama3_band_edges, check_ntk_exponent, check_yarn_gamma,
@@ -36,4 +38,5 @@ __all__ = [
     "check_bayes_curve", "check_wilson",
     "check_string_match_all", "check_effective_length", "check_vt_reader",
     "check_cache_bytes", "check_decode_bound", "check_window_mask",
+    "check_bm25_term_score", "check_choose_k", "check_follow_chain",
 ]
