@@ -81,7 +81,7 @@ def test_fast_equals_reference(n, ws, rs, heads, causal):
 
 
 def test_fast_lse_chunking(monkeypatch):
-    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)  # forces row chunks inside each block, both kernels
+    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)  # forces row chunks inside each block of the chunked softmax
     q, k, v = qkv(40, 2)
     ref = dilated.dilated_attention_reference(q, k, v, (8, 40), (1, 2), causal=True)
     for kernel in dilated.KERNELS:
@@ -211,3 +211,123 @@ def test_make_attention_has_model_signature():
         torch.testing.assert_close(attention(q, k, v, causal), dilated.dilated_attention(q, k, v, [8, 16], [1, 2], causal))
     with pytest.raises(ValueError, match="dilation_rates"):
         dilated.make_attention([8], [16])
+
+
+def _grads(fn, q, k, v, weight):
+    """d(sum(weight * fn(q, k, v))) / d(q, k, v): a random weight checks every output entry."""
+    q, k, v = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    out = fn(q, k, v)
+    return out, torch.autograd.grad((out * weight).sum(), (q, k, v))
+
+
+@pytest.mark.parametrize("kernel", dilated.KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n,ws,rs,heads", CONFIGS)
+def test_gradients_match_reference(n, ws, rs, heads, causal, kernel):
+    q, k, v = qkv(n, heads, seed=5, dtype=torch.float64)
+    weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    out, fast = _grads(lambda *x: dilated.dilated_attention(*x, ws, rs, causal=causal, kernel=kernel), q, k, v, weight)
+    ref_out, ref = _grads(lambda *x: dilated.dilated_attention_reference(*x, ws, rs, causal=causal), q, k, v, weight)
+    torch.testing.assert_close(out, ref_out)
+    for name, got, want in zip("qkv", fast, ref):
+        assert got.shape == want.shape and torch.isfinite(got).all(), name
+        assert want.abs().max() > 1e-3, name  # the comparison is not between zeros
+        torch.testing.assert_close(got, want, msg=lambda m, name=name: f"d/d{name}: {m}")
+
+
+@pytest.mark.parametrize("kernel", dilated.KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck_against_finite_differences(causal, kernel):
+    q, k, v = qkv(13, 3, head_dim=4, batch=1, seed=7, dtype=torch.float64)
+    inputs = tuple(x.clone().requires_grad_() for x in (q, k, v))
+    assert torch.autograd.gradcheck(
+        lambda *x: dilated.dilated_attention(*x, (4, 13), (1, 2), causal=causal, kernel=kernel), inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize("block_rows", [5, 100, 1000])  # blocks of segments of a head, of heads, of batches
+@pytest.mark.parametrize("kernel", dilated.KERNELS)
+def test_float32_gradients_and_block_chunking(monkeypatch, kernel, block_rows):
+    monkeypatch.setattr(dilated, "BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)   # row chunks inside each block
+    q, k, v = qkv(40, 4, seed=8)
+    weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(9))
+    for causal in (False, True):
+        out, fast = _grads(lambda *x: dilated.dilated_attention(*x, (8, 16, 40), (1, 2, 4), causal, kernel=kernel),
+                           q, k, v, weight)
+        ref_out, ref = _grads(lambda *x: dilated.dilated_attention_reference(*x, (8, 16, 40), (1, 2, 4), causal),
+                              q.double(), k.double(), v.double(), weight.double())
+        assert out.dtype == torch.float32 and all(g.dtype == torch.float32 for g in fast)
+        torch.testing.assert_close(out, ref_out.float(), atol=1e-5, rtol=1e-5)
+        for got, want in zip(fast, ref):
+            torch.testing.assert_close(got, want.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_no_grad_path_equals_autograd_path():
+    q, k, v = qkv(37, 4, seed=10)
+    with torch.no_grad():
+        plain = dilated.dilated_attention(q, k, v, (4, 8, 16), (1, 2, 4), causal=True)
+    tracked = dilated.dilated_attention(q.requires_grad_(), k, v, (4, 8, 16), (1, 2, 4), causal=True)
+    assert tracked.requires_grad and not plain.requires_grad
+    assert torch.equal(plain, tracked.detach())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_kernel_without_fused_lse(monkeypatch, causal):
+    # where PyTorch exposes no lse (CUDA), kernel="sdpa" calls SDPA and recomputes the lse by _block_softmax
+    monkeypatch.setattr(dilated, "_fused_cpu", lambda q, v: False)
+    q, k, v = qkv(37, 4, seed=11, dtype=torch.float64)
+    weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    out, fast = _grads(lambda *x: dilated.dilated_attention(*x, (4, 8, 16), (1, 2, 4), causal), q, k, v, weight)
+    ref_out, ref = _grads(lambda *x: dilated.dilated_attention_reference(*x, (4, 8, 16), (1, 2, 4), causal),
+                          q, k, v, weight)
+    torch.testing.assert_close(out, ref_out)
+    for got, want in zip(fast, ref):
+        torch.testing.assert_close(got, want)
+
+
+def test_model_layout_inputs():
+    # a model's heads are a transposed view of (batch, seq_len, heads, head_dim): strided, not contiguous
+    x = torch.randn(2, 37, 3, 4, 8, generator=torch.Generator().manual_seed(13))  # (B, n, 3, H, D)
+    q, k, v = (t.transpose(1, 2) for t in x.unbind(2))                          # (B, H, n, D) views
+    assert not q.is_contiguous()
+    for kernel in dilated.KERNELS:
+        out = dilated.dilated_attention(q, k, v, (8, 16), (1, 2), True, kernel=kernel)
+        ref = dilated.dilated_attention_reference(q, k, v, (8, 16), (1, 2), True)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("m,tile", [(10, 3), (9, 3), (1024, 256), (300, 256), (256, 256)])
+def test_causal_pieces_partition_the_block(monkeypatch, m, tile):
+    monkeypatch.setattr(dilated, "CAUSAL_TILE", tile)
+    count = torch.zeros(m, m, dtype=torch.long)
+    for q0, q1, k0, k1, t, causal in dilated._pieces(m, True):
+        square = torch.ones(q1 - q0, k1 - k0, dtype=torch.long)
+        if causal:
+            square = square.tril()
+        if t:  # a batch of causal tiles along the diagonal
+            square = torch.block_diag(*[torch.ones(t, t, dtype=torch.long).tril()] * ((q1 - q0) // t))
+        count[q0:q1, k0:k1] += square
+    assert torch.equal(count, torch.ones(m, m, dtype=torch.long).tril())  # every causal pair exactly once
+
+
+@pytest.mark.parametrize("kernel", dilated.KERNELS)
+def test_causal_tiles_match_reference(monkeypatch, kernel):
+    monkeypatch.setattr(dilated, "CAUSAL_TILE", 3)  # blocks of up to 16 kept rows cut into tiles of 3
+    q, k, v = qkv(37, 4, seed=14, dtype=torch.float64)
+    weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
+    out, fast = _grads(lambda *x: dilated.dilated_attention(*x, (16, 32), (1, 2), True, kernel=kernel), q, k, v, weight)
+    ref_out, ref = _grads(lambda *x: dilated.dilated_attention_reference(*x, (16, 32), (1, 2), True), q, k, v, weight)
+    torch.testing.assert_close(out, ref_out)
+    for got, want in zip(fast, ref):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_values_narrower_than_keys_match_the_reference(causal):
+    # the CPU flash kernel needs one head size for q, k and v; other value widths take the other path
+    g = torch.Generator().manual_seed(3)
+    q, k = (torch.randn(1, 2, 64, 8, generator=g, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(1, 2, 64, 5, generator=g, dtype=torch.float64)
+    ws, rs = [16, 32], [1, 2]
+    torch.testing.assert_close(dilated.dilated_attention(q, k, v, ws, rs, causal),
+                               dilated.dilated_attention_reference(q, k, v, ws, rs, causal))
