@@ -121,6 +121,24 @@ def one_pattern_attention(q, k, v, segment_len, dilation):
     return out
 
 
+def answerable_pairs(mask, layers, n_pairs):
+    step = (mask | torch.eye(len(mask), dtype=torch.bool)).float()
+    connected = step.clone()
+    for _ in range(layers - 1):
+        connected = (step @ connected).clamp(max=1.0)
+    i = torch.arange(n_pairs)
+    a = 3 * n_pairs + 2
+    return (connected[a, 2 + 3 * i] > 0) & (connected[a + 1, 3 + 3 * i] > 0)
+
+
+def crossover_length(lengths, dense_s, dilated_s):
+    cheaper = [s < d for d, s in zip(dense_s, dilated_s)]
+    for i, n in enumerate(lengths):
+        if all(cheaper[i:]):
+            return n
+    return None
+
+
 def bayes_curve(p, key_symbols):
     q = 1.0 / key_symbols
     acc = []
@@ -241,6 +259,10 @@ CASES = {
                                         wreck_lists),
     "check_one_pattern_attention": Case(checks.check_one_pattern_attention, one_pattern_attention, "tensor",
                                         lambda q, k, v, w, r: _zero(q, k, v), (2,)),
+    "check_answerable_pairs": Case(checks.check_answerable_pairs, answerable_pairs, "tensor",
+                                   lambda mask, layers, n: _zero(mask), (0,)),
+    "check_crossover_length": Case(checks.check_crossover_length, crossover_length, "int_or_none",
+                                   lambda lengths, dense, sparse: dense.reverse()),
     "check_bayes_curve": Case(checks.check_bayes_curve, bayes_curve, "tensor", lambda p, k: _zero(p), (0,)),
     "check_wilson": Case(checks.check_wilson, wilson, "pair"),
     "check_string_match_all": Case(checks.check_string_match_all, string_match_all, "number",
@@ -350,8 +372,8 @@ def test_wrong_answers_are_rejected_with_a_clear_hint(name, wrong, fn, word, cap
 
 
 def test_the_table_is_large_enough():
-    """23 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
-    assert len(CASES) == 23
+    """25 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
+    assert len(CASES) == 25
     wreckers = sum(case.wreck is not None for case in CASES.values())
     assert wreckers >= 10 and len(WRONG) == 7 * len(CASES) + wreckers
 
@@ -423,6 +445,9 @@ LIBRARY_ANSWERS = {
     "check_rope_interleaved": lambda x, p, f: rope.apply_rope(x, p, f, "interleaved"),
     "check_dynamic_ntk": lambda d, b, s, L, n: scaling.dynamic_ntk(d, b, s, L, n)[0],
     "check_one_pattern_attention": lambda q, k, v, w, r: dilated.dilated_attention(q, k, v, w, r),
+    "check_answerable_pairs": lambda mask, layers, n: (lambda a, i: dilated.reach(mask, layers)[a, 2 + 3 * i]
+                                                       & dilated.reach(mask, layers)[a + 1, 3 + 3 * i])(
+                                                           3 * n + 2, torch.arange(n)),
     "check_bayes_curve": lambda p, k: tasks.bayes_accuracy(p, k),
     "check_wilson": _wilson_from_lclib,
     "check_string_match_all": lambda pred, refs: metrics.string_match_all(pred, refs),

@@ -14,6 +14,7 @@ NaN, inf, None, wrong types and shapes, and the student's own exceptions all bec
 - `scaling` (02): check_yarn_gamma, check_llama3_band_edges, check_dynamic_ntk (and check_ntk_exponent,
   check_yarn_untouched_pairs, for results the notebook derives in its text);
 - `dilated` (03): check_union_attention, check_layers_for_full_reach, check_one_pattern_attention;
+- `dilated_model` (03b): check_answerable_pairs, check_crossover_length;
 - `lost_in_the_middle` (04): check_bayes_curve, check_wilson;
 - `ruler` (05): check_string_match_all, check_effective_length, check_vt_reader;
 - `inference` (06): check_cache_bytes, check_decode_bound, check_window_mask;
@@ -22,6 +23,7 @@ NaN, inf, None, wrong types and shapes, and the student's own exceptions all bec
 
 from .common import CheckFailed, checker
 from .dilated import check_layers_for_full_reach, check_one_pattern_attention, check_union_attention
+from .dilated_model import check_answerable_pairs, check_crossover_length
 from .inference import check_cache_bytes, check_decode_bound, check_window_mask
 from .lost_in_the_middle import check_bayes_curve, check_wilson
 from .retrieval import check_bm25_term_score, check_choose_k, check_follow_chain
@@ -35,6 +37,7 @@ __all__ = [
     "check_rope_interleaved", "check_relative_score", "check_score_bound", "check_first_pair_beyond",
     "check_yarn_gamma", "check_llama3_band_edges", "check_dynamic_ntk", "check_ntk_exponent", "check_yarn_untouched_pairs",
     "check_union_attention", "check_layers_for_full_reach", "check_one_pattern_attention",
+    "check_answerable_pairs", "check_crossover_length",
     "check_bayes_curve", "check_wilson",
     "check_string_match_all", "check_effective_length", "check_vt_reader",
     "check_cache_bytes", "check_decode_bound", "check_window_mask",
