@@ -629,3 +629,26 @@ def make_attention(segment_lengths: int | Sequence[int], dilation_rates: int | S
 
     attention.__doc__ = f"Dilated attention with w={segment_lengths}, r={dilation_rates} (lclib.dilated)."
     return attention
+
+
+def make_bias_attention(segment_lengths: int | Sequence[int], dilation_rates: int | Sequence[int]
+                        ) -> Callable[[Tensor, Tensor, Tensor, bool], Tensor]:
+    """The same attention as :func:`make_attention`, as one dense SDPA call with the bias log(multiplicity).
+
+    The lse-weighted mixture of the patterns equals dense softmax in which a key reached by c patterns
+    counts c times (-inf where none reaches it; module docstring), so this gives dilated_attention's
+    output and gradients up to rounding. It builds an (heads, n, n) bias, cached per (n, heads, causal):
+    cheaper than many small blocks at a few hundred tokens, hopeless at long ones.
+    """
+    _patterns(segment_lengths, dilation_rates)
+    cache: dict[tuple[int, int, bool], Tensor] = {}
+
+    def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False) -> Tensor:
+        _, h, n, _ = q.shape  # (B, nh, T, hs)
+        if (n, h, causal) not in cache:
+            count = multiplicity(n, segment_lengths, dilation_rates, h, causal)  # (nh, T, T)
+            cache[(n, h, causal)] = count.double().log()  # log 0 = -inf: no pattern links the pair
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=cache[(n, h, causal)].to(q.device, q.dtype))
+
+    attention.__doc__ = f"Dilated attention as a biased dense call, w={segment_lengths}, r={dilation_rates} (lclib.dilated)."
+    return attention

@@ -106,8 +106,12 @@ def train(
     progress: bool = True,
     desc: str = "train",
     init_state: dict[str, torch.Tensor] | None = None,
+    attention_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None,
 ) -> tuple[GPT, dict]:
-    """Train a fresh GPT(model_config) on task; return (model in eval mode, history).
+    """Train a fresh GPT(model_config, attention_fn) on task; return (model in eval mode, history).
+
+    attention_fn (q, k, v, causal) -> out replaces every block's attention (None: scaled_dot_product_attention),
+    e.g. lclib.dilated.make_attention(...) for a sparse model.
 
     init_state, a state_dict of a model with the same config, starts from those weights instead of
     a fresh initialisation (a fine-tune: new optimizer, new warm-up and schedule).
@@ -136,7 +140,7 @@ def train(
                          f"got {model_config.vocab_size}")
     dev = torch.device(device) if device is not None else repro.device()
     repro.seed_everything(cfg.seed)
-    model = GPT(model_config)
+    model = GPT(model_config, attention_fn)  # checks attention_fn
     if init_state is not None:
         model.load_state_dict(init_state)
     model = model.to(dev)

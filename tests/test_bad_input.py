@@ -373,6 +373,8 @@ case("dilated.dilated_attention_reference", "seq_len-absurd", ValueError, "seq_l
      lambda: dilated.dilated_attention_reference(long_q(10**7), long_q(10**7), long_q(10**7), [4], [1]))
 case("dilated.dilated_attention", "kernel-unknown", ValueError, "kernel",
      lambda: dilated.dilated_attention(*qkv(), [4], [1], kernel="flash"))
+case("dilated.make_bias_attention", "dilation_rates-zero", ValueError, "dilation_rates",
+     lambda: dilated.make_bias_attention([4], [0]))
 case("dilated.make_attention", "kernel-unknown", ValueError, "kernel", lambda: dilated.make_attention([4], [1], kernel="flash"))
 case("dilated.make_attention", "dilation_rates-zero", ValueError, "dilation_rates", lambda: dilated.make_attention([4], [0]))
 case("dilated.make_attention", "lengths-mismatched", ValueError, "segment_lengths",

@@ -29,19 +29,19 @@ TOOL = _tool()
 
 
 @pytest.mark.parametrize(("n", "causal"), [(105, True), (77, True), (40, False)])
-def test_masked_attention_equals_the_gather_path(n, causal):
+def test_bias_form_equals_the_gather_path(n, causal):
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 4, n, 16, generator=gen, dtype=torch.float64) for _ in range(3))  # (B, nh, T, hs)
-    got = TOOL.masked_dilated_attention(TOOL.SEGMENTS, TOOL.DILATIONS)(q, k, v, causal)
+    got = dilated.make_bias_attention(TOOL.SEGMENTS, TOOL.DILATIONS)(q, k, v, causal)
     want = dilated.dilated_attention(q, k, v, TOOL.SEGMENTS, TOOL.DILATIONS, causal)
     assert got.shape == (2, 4, n, 16)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
 
-def test_masked_attention_gradients_match_finite_differences():
+def test_bias_form_gradients_match_finite_differences():
     gen = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(1, 2, 12, 2, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    fn = TOOL.masked_dilated_attention([4, 8], [1, 2])
+    fn = dilated.make_bias_attention([4, 8], [1, 2])
     assert torch.autograd.gradcheck(lambda q, k, v: fn(q, k, v, True), (q, k, v))
 
 

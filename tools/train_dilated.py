@@ -16,8 +16,7 @@ models stay near a training loss of ln 16, chance per value token: in this budge
 Each model goes to OUT/NAME/ (model.safetensors + config.json with the task, the model, the
 attention schedule, the training config, and the final sweep: exact match by queried pair position on
 --samples probes per position). The same thread count, seed and torch build give the same bits.
-GPT takes its attention function from set_attention, and lclib.train.train builds its own dense model,
-so this tool builds the model itself and calls the shared loop lclib.train.run_steps with train's optimizer.
+lclib.train.train builds each model with its attention function (GPT(config, attention_fn)).
 """
 
 from __future__ import annotations
@@ -28,12 +27,11 @@ import time
 from dataclasses import asdict
 
 import torch
-import torch.nn.functional as F
 
 from lclib import cli, dilated, probes, repro
 from lclib.model import GPT, GPTConfig
 from lclib.tasks import KVTask
-from lclib.train import TrainConfig, run_steps, save
+from lclib.train import TrainConfig, save, train
 
 SCHEMA = 1  # version of the "attention" and "recipe" entries of config.json
 PAIRS = 24
@@ -54,38 +52,22 @@ def attention_spec(name: str) -> dict:
     return {"kind": "dilated", "segment_lengths": list(SEGMENTS), "dilation_rates": list(DILATIONS)}
 
 
-def apply_attention(model: GPT, spec: dict) -> GPT:
-    """Plug the attention a spec (from :func:`attention_spec` or a config.json) names into every block."""
+def attention_fn(spec: dict):
+    """The attention function a spec (from :func:`attention_spec` or a config.json) names: None for dense SDPA,
+    else dilated attention in its bias form (lclib.dilated.make_bias_attention: at ~100 tokens one dense call
+    with the n x n bias is cheaper than dilated_attention's many small blocks; equal up to rounding)."""
     if not isinstance(spec, dict) or spec.get("kind") not in ("dense", "dilated"):
         raise ValueError(f"spec must be a dict with kind 'dense' or 'dilated', got {spec!r}")
     if spec["kind"] == "dense":
-        model.set_attention(None)
-    else:
-        model.set_attention(masked_dilated_attention(list(spec["segment_lengths"]), list(spec["dilation_rates"])))
+        return None
+    return dilated.make_bias_attention(list(spec["segment_lengths"]), list(spec["dilation_rates"]))
+
+
+def apply_attention(model: GPT, spec: dict) -> GPT:
+    """Plug the attention a spec names into every block of a loaded model."""
+    fn = attention_fn(spec)  # checks spec first
+    model.set_attention(fn)
     return model
-
-
-def masked_dilated_attention(segment_lengths: list[int], dilation_rates: list[int]):
-    """LongNet's dilated attention as dense SDPA with the bias log(multiplicity), -inf off the patterns.
-
-    The lse-weighted mixture of the patterns (Eq. 9-10) equals dense softmax with a key reached by c
-    patterns counted c times (lclib.dilated's module docstring), so this gives dilated.dilated_attention's
-    output and gradients up to rounding (tested). At the lab's ~100 tokens one dense call with the n x n bias
-    is cheaper than dilated_attention's many small blocks;
-    notebook 03b measures the gather path's cost at long lengths. The bias is cached per length.
-    """
-    dilated.make_attention(segment_lengths, dilation_rates)  # validates the schedule
-    cache: dict[tuple[int, int, bool], torch.Tensor] = {}
-
-    def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        b, h, n, d = q.shape  # (B, nh, T, hs)
-        key = (n, h, causal)
-        if key not in cache:
-            count = dilated.multiplicity(n, segment_lengths, dilation_rates, h, causal)  # (nh, T, T)
-            cache[key] = count.double().log()  # log 0 = -inf: no pattern links the pair
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=cache[key].to(q.device, q.dtype))  # (B, nh, T, hs)
-
-    return attention
 
 
 def model_config(name: str) -> GPTConfig:
@@ -99,18 +81,11 @@ def train_config(steps: int = 1800, seed: int = 0) -> TrainConfig:
 
 
 def train_one(name: str, tcfg: TrainConfig, progress: bool = False) -> tuple[GPT, list[float], float]:
-    """Train model `name` from scratch as lclib.train.train would (seed, init, AdamW groups, schedule)."""
-    repro.seed_everything(tcfg.seed)
-    model = apply_attention(GPT(model_config(name)), attention_spec(name))
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr, betas=(0.9, 0.95))
-    losses: list[float] = []
+    """Train model `name` from scratch with lclib.train.train; returns (model, losses, CPU seconds)."""
     start = time.process_time()
-    run_steps(model, opt, TASK.sample, tcfg, losses, progress=progress, desc=name)
-    cpu_s = time.process_time() - start
-    return model.eval(), losses, cpu_s
+    model, history = train(model_config(name), TASK, tcfg, device="cpu", progress=progress, desc=name,
+                           attention_fn=attention_fn(attention_spec(name)))
+    return model, history["loss"], time.process_time() - start
 
 
 def run(name: str, args: argparse.Namespace) -> dict:
