@@ -109,7 +109,9 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     Returns a dict of float64 tensors of shape (n_pairs,): "exact" (fraction), "exact_lo",
     "exact_hi" (95% Wilson), "logprob" (mean), "logprob_ci" (95% half-width), "logprob_miss" (mean
     log p of the correct value over the misses only, nan where there is none), plus "positions"
-    (1-based, as in Liu et al.), "samples", "n_pairs". The same seed gives the same sequences, whatever
+    (1-based, as in Liu et al.), "samples", "n_pairs", and "token_exact" (n_pairs, VALUE_LEN): how often each
+    value token alone is the argmax, given the true tokens before it (each has its own path through the
+    layers, which notebook 03b follows). The same seed gives the same sequences, whatever
     the batch size (which only sets how many sequences go through the model at once).
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -134,6 +136,7 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     all_tokens = torch.cat([c["tokens"] for c in chunks])  # (n * S, T)
     all_at = torch.cat([c["answer_at"][:, 0] for c in chunks])  # (n * S,) index of the question's key
     exact = torch.zeros(n_pairs * samples, dtype=torch.bool)
+    token_ok = torch.zeros(n_pairs * samples, VALUE_LEN, dtype=torch.bool)
     logprob = torch.zeros(n_pairs * samples, dtype=torch.float64)
     for start in range(0, len(query), batch_size):
         tokens = all_tokens[start:start + batch_size].to(dev)  # (b, T)
@@ -145,7 +148,9 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
         for step in range(VALUE_LEN):  # logits at the key (+ step) predict value token step
             target = tokens[rows, at + 1 + step]  # (b,)
             step_logp = logp[rows, at + step]  # (b, vocab)
-            ok &= step_logp.argmax(-1) == target
+            right = step_logp.argmax(-1) == target  # (b,)
+            token_ok[start:start + len(tokens), step] = right.cpu()
+            ok &= right
             lp += step_logp[rows, target].double()
         exact[start:start + len(tokens)] = ok.cpu()
         logprob[start:start + len(tokens)] = lp.cpu()
@@ -158,7 +163,8 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     lp_miss = (logprob.view(n_pairs, samples) * miss).sum(1) / miss.sum(1)
     return {"positions": torch.arange(1, n_pairs + 1), "exact": hits.double() / samples, "exact_lo": lo,
             "exact_hi": hi, "logprob": lp_mean, "logprob_ci": lp_ci, "logprob_miss": lp_miss,
-            "samples": samples, "n_pairs": n_pairs}
+            "token_exact": token_ok.view(n_pairs, samples, VALUE_LEN).double().mean(1), "samples": samples,
+            "n_pairs": n_pairs}
 
 
 def u_shape(acc: Tensor, ends: int = 1) -> dict[str, float]:
@@ -187,6 +193,8 @@ def sweep_to_json(result: dict) -> dict:
             return v
         if not v.is_floating_point():
             return v.tolist()
+        if v.dim() > 1:
+            return [convert(row) for row in v]
         return [None if math.isnan(float(x)) else round(float(x), 5) for x in v]  # JSON has no NaN
 
     return {k: convert(v) for k, v in result.items()}

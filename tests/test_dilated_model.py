@@ -70,6 +70,21 @@ def test_training_is_reproducible_bit_for_bit():
         assert torch.equal(a, b), name
 
 
+def test_a_warm_model_starts_from_its_dense_weights():
+    # one step at a tiny learning rate from the shipped dense control stays next to it; from scratch it would not
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dense = train.load(WEIGHTS / TOOL.WARM_INIT["dilated_L2_warm"]).state_dict()
+        tcfg = TOOL.TrainConfig(**{**asdict(TOOL.warm_train_config(steps=1)), "lr": 1e-6})
+        model, _, _ = TOOL.train_one("dilated_L2_warm", tcfg, init_state=dense)
+    finally:
+        torch.set_num_threads(threads)
+    worst = max(float((a - dense[k]).abs().max()) for k, a in model.state_dict().items())
+    assert worst < 1e-4
+    assert {TOOL.MODELS[w] for w in TOOL.WARM_INIT} == {TOOL.MODELS[d] for d in TOOL.WARM_INIT.values()}  # same depths
+
+
 def test_the_shipped_set_is_the_tools_set():
     assert sorted(p.name for p in WEIGHTS.iterdir() if p.is_dir()) == sorted(TOOL.MODELS)
 
@@ -80,7 +95,8 @@ def test_stored_recipe_is_the_tools_default(name):
     assert meta["schema"] == TOOL.SCHEMA
     assert meta["task"] == TOOL.TASK.to_dict()
     assert meta["attention"] == TOOL.attention_spec(name)
-    assert meta["train"] == asdict(TOOL.train_config())
+    assert meta["train"] == asdict(TOOL.recipe_train_config(name))
+    assert meta.get("init") == TOOL.WARM_INIT.get(name)  # a warm model names its dense start; the others none
     assert meta["model"] == asdict(TOOL.model_config(name))
     assert meta["threads"] == 1
     assert len(meta["sweep"]["exact"]) == TOOL.PAIRS
@@ -92,5 +108,7 @@ def test_bad_input_is_one_line():
     assert out.returncode == 2 and "expected a whole number >= 1" in out.stderr
     with pytest.raises(ValueError, match="name must be one of"):
         TOOL.attention_spec("sparse")
+    with pytest.raises(ValueError, match="name must be one of"):
+        TOOL.recipe_train_config("dilated_L5")
     with pytest.raises(ValueError, match="spec must be a dict"):
         TOOL.apply_attention(None, {"kind": "local"})

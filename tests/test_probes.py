@@ -52,11 +52,14 @@ def test_sweep_sees_positional_failure():
     task = KVTask(n_pairs=6, key_symbols=32, distinct_keys=True)
     r = probes.position_sweep(Oracle(task, wrong_from=3), task, 6, samples=8, seed=0)
     assert r["exact"].tolist() == [1, 1, 1, 0, 0, 0]
+    # the oracle gets only the first value token wrong past pair 2: each token is scored on its own
+    assert r["token_exact"].tolist() == [[1, 1]] * 3 + [[0, 1]] * 3
     assert (r["logprob"][3:] < r["logprob"][:3] - 3).all()  # confidently wrong: low log p(value)
     assert torch.isnan(r["logprob_miss"][:3]).all()  # no miss, no mean over misses
     torch.testing.assert_close(r["logprob_miss"][3:], r["logprob"][3:])  # every probe there is a miss
     data = probes.sweep_to_json(r)
     assert data["logprob_miss"][:3] == [None, None, None] and json.loads(json.dumps(data)) == data
+    assert data["token_exact"] == [[1.0, 1.0]] * 3 + [[0.0, 1.0]] * 3
 
 
 def test_sweep_same_seed_same_result_and_model_mode_kept():
