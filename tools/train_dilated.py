@@ -97,13 +97,11 @@ def warm_train_config(steps: int = WARM_TRAIN["steps"]) -> TrainConfig:
                        seed=WARM_TRAIN["seed"])
 
 
-def recipe_train_config(name: str, steps: int | None = None) -> TrainConfig:
-    """The training config of model `name` (steps None: the recipe's own)."""
+def recipe_train_config(name: str) -> TrainConfig:
+    """The training config of model `name` as the tool's defaults make it (what its config.json records)."""
     if name not in MODELS:
         raise ValueError(f"name must be one of {sorted(MODELS)}, got {name!r}")
-    if name in WARM_INIT:
-        return warm_train_config() if steps is None else warm_train_config(steps)
-    return train_config() if steps is None else train_config(steps)
+    return warm_train_config() if name in WARM_INIT else train_config()
 
 
 def train_one(name: str, tcfg: TrainConfig, progress: bool = False,
