@@ -3,7 +3,6 @@ differentiates correctly, its training is reproducible, and the shipped weights 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from dataclasses import asdict
@@ -13,19 +12,12 @@ import pytest
 import torch
 
 from lclib import dilated, train
+from tool_module import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "dilated"
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("train_dilated", ROOT / "tools" / "train_dilated.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _tool()
+TOOL = load_tool("train_dilated")
 
 
 @pytest.mark.parametrize(("n", "causal"), [(105, True), (77, True), (40, False)])

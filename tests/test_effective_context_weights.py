@@ -3,26 +3,19 @@ checkpoint loads as data (format 2: SHA-256 checked, RoPE scaling as a dict, con
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from lclib import train
+from tool_module import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "effective_context"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("train_effective_context", ROOT / "tools" / "train_effective_context.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _tool()
+TOOL = load_tool("train_effective_context")
 
 
 def test_the_shipped_set_is_the_tools_set():
