@@ -9,11 +9,13 @@ the completion and EOS only, the interface of `lclib.train.train` (``vocab_size`
 
 Two training-only knobs (the evaluation always uses the plain tasks):
 - ``weights``: how often each task is drawn (whole numbers, default one each);
-- ``follow_ups``: on a multi-key sample (several keys, one asked), the other keys are asked too, one
-  question after each answer, in the task's own wording, with the loss on their answers. One asked key
-  per sequence gives one match-the-key signal among ~250 tokens; a model can copy a needle without
-  matching its key and still be right a quarter of the time, so it learns copying long before matching.
-  Each follow-up asks for a key, not a place, so only matching answers it;
+- ``follow_ups``: on a multi-key sample (several keys, one asked), more questions follow the answer, one
+  after another, in the task's own wording, with the loss on their answers. One asked key per sequence
+  gives one match-the-key signal among ~250 tokens; a model can copy a needle without matching its key
+  and still be right a quarter of the time, so it learns copying long before matching. Each follow-up
+  asks for a key drawn at random, with replacement, from the sample's keys: were each key asked once
+  (the other keys, in some order), the last questions could be answered by elimination ("the needle
+  not yet answered"), a shortcut that a small model learns instead of matching;
 - ``loss_on="all"``: the loss on every token (haystack, needles, question, answer), a language model's
   objective, so that the per-token loss over whole sequences (perplexity) means something; the answer
   tokens weigh ``answer_weight`` each, the others 1 (a dozen answer tokens among ~250 would otherwise
@@ -94,7 +96,7 @@ class RulerMixture:
         """BOS prompt completion [follow-up questions and answers] EOS, and which tokens are answers."""
         params = self.tasks[task]
         one_asked = task.startswith("niah") and params.get("num_queries", 1) == 1 and params.get("num_values", 1) == 1
-        count = min(self.follow_ups, params.get("num_keys", 1) - 1) if one_asked else 0
+        count = self.follow_ups if one_asked and params.get("num_keys", 1) > 1 else 0
         if count:  # make room: the follow-ups come out of the length, never past it
             # the longer (singular) wording, then " ", the value's digits and "."
             per = self.tok.count(ruler.niah_question("x", params.get("value_kind", "numbers"), singular=True))
@@ -105,9 +107,8 @@ class RulerMixture:
         prompt = [self.tok.bos_id] + self.tok.encode(s.prompt)
         completion = self.tok.encode(s.completion)
         row, answer = prompt + completion, [False] * len(prompt) + [True] * len(completion)
-        others = list(s.metadata.get("keys", [])[1:])  # keys[0] is the asked one
-        random.Random(seed).shuffle(others)
-        for key in others[:count]:
+        keys, rng = s.metadata.get("keys", []), random.Random(seed)
+        for key in [rng.choice(keys) for _ in range(count)]:  # with replacement: no answer by elimination
             question = self.tok.encode(ruler.niah_question(key, s.metadata["value_kind"], s.metadata["singular"]))
             values = self.tok.encode(" " + ", ".join(s.metadata["values"][key]) + ".")
             row += question + values
