@@ -28,7 +28,7 @@ def test_stored_recipe_is_the_tools_default(name):
     recipe = TOOL.RECIPES[name]
     assert meta["recipe"] == {"name": name, **recipe}
     assert meta["threads"] == TOOL.THREADS
-    mix = TOOL.mixture(name)
+    mix = TOOL.training_data(name)
     assert meta["task"] == mix.to_dict()
     assert meta["train"] == asdict(train.TrainConfig(**recipe["train"]))
     want = asdict(TOOL.model_config(name, mix.vocab_size))  # tie_embeddings, init, layout, base, scaling...

@@ -35,6 +35,7 @@ import torch
 
 from lclib import cli, repro
 from lclib.model import GPTConfig
+from lclib.ruler.drill import RecallDrill
 from lclib.ruler.mixture import LAB_TASKS, RulerMixture
 from lclib.scaling import RopeScaling
 from lclib.train import TrainConfig, load, save, train
@@ -42,17 +43,27 @@ from lclib.train import TrainConfig, load, save, train
 L = 256  # training context of base, in tokens of the RULER-lite tokenizer
 MIN_LEN = 144  # the shortest length at which four needles and the template fit
 THREADS = 1  # torch CPU threads while training (the thread count changes the last bits of the weights)
-MODEL = dict(n_layer=3, n_head=4, d_model=64, rope_base=10000.0, tie_embeddings=False)  # head_dim 16: 8 pairs
+MODEL = dict(n_layer=2, n_head=4, d_model=64, rope_base=10000.0, tie_embeddings=False)  # head_dim 16: 8 pairs
+
+_TRAIN = {"batch_size": 32, "warmup": 100, "weight_decay": 0.1, "grad_clip": 1.0, "seed": 0}
+_ROPE = {"rope_scaling": None, "rope_base": MODEL["rope_base"]}
+_LAB = {"min_len": MIN_LEN, "max_len": L, "singular": None, "weights": {"niah_single_1": 1, "niah_multikey_1": 2,
+        "niah_multivalue": 1, "niah_multiquery": 1}, "follow_ups": 3, **_ROPE}
 
 RECIPES: dict[str, dict] = {
-    "stage1": {"init": None, "min_len": MIN_LEN, "max_len": L, "singular": False, "rope_scaling": None,
-               "rope_base": MODEL["rope_base"],
-               "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3, "warmup": 100, "weight_decay": 0.1,
-                         "grad_clip": 1.0, "seed": 0}},
-    "base": {"init": "stage1", "min_len": MIN_LEN, "max_len": L, "singular": None, "rope_scaling": None,
-             "rope_base": MODEL["rope_base"],
-             "train": {"steps": 1000, "batch_size": 32, "lr": 1.5e-3, "warmup": 50, "weight_decay": 0.1,
-                       "grad_clip": 1.0, "seed": 3}},
+    # the recall drill (lclib.ruler.drill): matching keys, before the tasks
+    "recall_compact": {"init": None, "drill": {"style": "compact", "min_len": 32, "max_len": 128, "num_keys": [2, 6]},
+                       **_ROPE, "train": {**_TRAIN, "steps": 1500, "lr": 3e-3}},
+    "recall_noise": {"init": "recall_compact", "drill": {"style": "compact_noise", "min_len": 32, "max_len": 128,
+                                                         "num_keys": [2, 6]},
+                     **_ROPE, "train": {**_TRAIN, "steps": 900, "lr": 1e-3}},
+    "recall_ruler": {"init": "recall_noise", "drill": {"style": "ruler", "min_len": 96, "max_len": 192, "num_keys": [3, 6]},
+                     **_ROPE, "train": {**_TRAIN, "steps": 900, "lr": 1e-3}},
+    # the four lab tasks in RULER's wording, multi-key drawn twice as often, three follow-up questions on it
+    "stage1": {"init": "recall_ruler", **_LAB, "train": {**_TRAIN, "steps": 600, "lr": 1e-3}},
+    "stage2": {"init": "stage1", **_LAB, "train": {**_TRAIN, "steps": 1200, "lr": 1e-3}},
+    "base": {"init": "stage2", **_LAB, "train": {**_TRAIN, "steps": 900, "lr": 1e-3}},
+    # the extensions and the language-model objective, from base, on the plain tasks (no follow-ups)
     "pi_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": MODEL["rope_base"],
               "rope_scaling": {"method": "linear", "scale": 4.0},
               "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
@@ -71,11 +82,13 @@ RECIPES: dict[str, dict] = {
                         "grad_clip": 1.0, "seed": 2}},
 }
 
+CHAIN = ("recall_compact", "recall_noise", "recall_ruler", "stage1", "stage2", "base")  # base's curriculum, in order
 
-# NoPE and ALiBi, the contrasts to RoPE: the same stages, the same data and seeds, another position encoding
+# NoPE and ALiBi, the contrasts to RoPE: the same curriculum, data and seeds, another position encoding
 for _pos, _prefix in (("none", "nope"), ("alibi", "alibi")):
-    RECIPES[f"{_prefix}_stage1"] = {**RECIPES["stage1"], "pos_encoding": _pos}
-    RECIPES[f"{_prefix}_base"] = {**RECIPES["base"], "init": f"{_prefix}_stage1", "pos_encoding": _pos}
+    for _name in CHAIN:
+        _init = RECIPES[_name]["init"]
+        RECIPES[f"{_prefix}_{_name}"] = {**RECIPES[_name], "init": _init and f"{_prefix}_{_init}", "pos_encoding": _pos}
 
 
 def lab_tasks(name: str) -> dict[str, dict]:
@@ -83,9 +96,13 @@ def lab_tasks(name: str) -> dict[str, dict]:
     return {task: {**params, "singular": RECIPES[name]["singular"]} for task, params in LAB_TASKS.items()}
 
 
-def mixture(name: str) -> RulerMixture:
-    """The training data of recipe `name`: its lengths, wording, task weights, follow-ups and loss."""
+def training_data(name: str) -> RulerMixture | RecallDrill:
+    """The training data of recipe `name`: a recall drill, or the lab tasks with their lengths, wording, task
+    weights, follow-ups and loss."""
     r = RECIPES[name]
+    if "drill" in r:
+        d = r["drill"]
+        return RecallDrill(d["min_len"], d["max_len"], d["style"], num_keys=tuple(d["num_keys"]))
     return RulerMixture(r["min_len"], r["max_len"], lab_tasks(name), weights=r.get("weights"),
                         follow_ups=r.get("follow_ups", 0), loss_on=r.get("loss_on", "answers"),
                         answer_weight=r.get("answer_weight", 1.0))
@@ -102,7 +119,7 @@ def model_config(name: str, vocab_size: int) -> GPTConfig:
 def train_one(name: str, out: Path, progress: bool = True, threads: int = THREADS):
     """Train recipe `name` (its init read from out/<init>), save it to out/name; return (model, history)."""
     r = RECIPES[name]
-    mix = mixture(name)
+    mix = training_data(name)
     tcfg = TrainConfig(**r["train"])
     init_state = load(out / r["init"]).state_dict() if r["init"] else None
     previous = torch.get_num_threads()
