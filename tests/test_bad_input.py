@@ -36,12 +36,13 @@ import torch
 
 import lclib
 from lclib import dilated, model, plotting, probes, profile, repro, rope, scaling, tasks, train
-from lclib.ruler import evaluate, metrics, mixture, tokenizer, words
+from lclib.ruler import drill, evaluate, metrics, mixture, tokenizer, words
 from lclib.ruler import tasks as rtasks
 
 MODULES = ("lclib.rope", "lclib.scaling", "lclib.dilated", "lclib.model", "lclib.tasks", "lclib.train", "lclib.probes",
            "lclib.plotting", "lclib.profile", "lclib.repro", "lclib.ruler.tasks", "lclib.ruler.words",
-           "lclib.ruler.tokenizer", "lclib.ruler.metrics", "lclib.ruler.evaluate", "lclib.ruler.mixture")
+           "lclib.ruler.tokenizer", "lclib.ruler.metrics", "lclib.ruler.evaluate", "lclib.ruler.mixture",
+           "lclib.ruler.drill")
 
 # modules of lclib left out of MODULES, and why (a new module must be added to one or the other)
 EXEMPT_MODULES = {
@@ -764,6 +765,15 @@ case(MIX, "loss_on-unknown", ValueError, "loss_on", lambda: mixture.RulerMixture
 case(MIX, "answer_weight-nan", ValueError, "answer_weight", lambda: mixture.RulerMixture(144, 160, answer_weight=NAN))
 case(MIX, "answer_weight-inf", ValueError, "answer_weight", lambda: mixture.RulerMixture(144, 160, answer_weight=INF))
 case(MIX, "sample-batch-zero", ValueError, "batch", lambda: mixture.RulerMixture(144, 160).sample(0, gen()))
+DRILL = "ruler.drill.RecallDrill"
+case(DRILL, "style-unknown", ValueError, "style", lambda: drill.RecallDrill(32, 128, "prose"))
+case(DRILL, "min_len-float", TypeError, "min_len", lambda: drill.RecallDrill(32.0, 128, "compact"))
+case(DRILL, "max_len-below-min_len", ValueError, "max_len", lambda: drill.RecallDrill(200, 128, "compact"))
+case(DRILL, "num_keys-zero", ValueError, "num_keys", lambda: drill.RecallDrill(32, 128, "compact", num_keys=(0, 3)))
+case(DRILL, "num_keys-int", ValueError, "num_keys", lambda: drill.RecallDrill(32, 128, "compact", num_keys=5))
+case(DRILL, "key_pool-below-num_keys", ValueError, "key_pool", lambda: drill.RecallDrill(32, 128, "compact", key_pool=3))
+case(DRILL, "fillers-zero", ValueError, "fillers", lambda: drill.RecallDrill(32, 128, "compact", fillers=0))
+case(DRILL, "sample-batch-zero", ValueError, "batch", lambda: drill.RecallDrill(32, 128, "compact").sample(0, gen()))
 
 
 # --- the tests ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The recall drill (lclib.ruler.drill): every question is answered by its key's needle, keys are asked with
-replacement, the loss is on the answers only, and bad arguments are refused."""
+replacement, the loss is on the answers only, (bad arguments: tests/test_bad_input.py)."""
 
 import re
 
@@ -61,18 +61,3 @@ def test_batches_put_targets_on_answers_only_and_repeat_per_generator_seed():
     assert torch.equal(again["tokens"], tokens) and torch.equal(again["targets"], targets)
     assert d.to_dict() == {"drill": "compact", "min_len": 32, "max_len": 128, "num_keys": [2, 6], "key_pool": 64,
                            "fillers": 16}
-
-
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(style="prose"), ValueError, "style"),
-    (dict(min_len=32.0), TypeError, "min_len"),
-    (dict(min_len=200), ValueError, "min_len"),
-    (dict(num_keys=(0, 3)), ValueError, "num_keys"),
-    (dict(num_keys=5), ValueError, "num_keys"),
-    (dict(key_pool=3), ValueError, "key_pool"),
-    (dict(fillers=0), ValueError, "fillers"),
-])
-def test_bad_arguments_are_refused_by_name(kwargs, error, match):
-    args = {"min_len": 32, "max_len": 128, "style": "compact", **kwargs}
-    with pytest.raises(error, match=match):
-        drill.RecallDrill(**args)

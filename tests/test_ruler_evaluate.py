@@ -165,3 +165,17 @@ def test_token_nll_is_the_cross_entropy_of_every_next_token():
         torch.testing.assert_close(nll, want)
     uniform = P.LabModel(lambda ids: torch.zeros(*ids.shape, len(TOK)), device="cpu").token_nll(texts[:1])[0]
     torch.testing.assert_close(uniform.mean(), torch.tensor(float(torch.log(torch.tensor(float(len(TOK)))))))
+
+
+def test_teacher_match_credits_each_value_in_place_where_exact_match_wants_every_token():
+    params = {"num_keys": 1, "num_values": 4, "value_len": 4, "value_kind": "numbers", "key_kind": "vocab_words"}
+    s = P.make_samples(None, "niah_multivalue", 200, 1, seed=0, **params)[0]
+    values = s.answers
+    wrong_last = s.completion.replace(values[-1], "".join("9" if c != "9" else "8" for c in values[-1]))
+    no_stop = s.completion.rstrip().rstrip(".") + ","  # every value right, then "," where "." ends the answer
+    for answer, exact, match in ((s.completion, 1.0, 1.0), (wrong_last, 0.0, 0.75), (no_stop, 0.0, 1.0)):
+        model = Oracle(answer)
+        model.prompt_len = 1 + TOK.count(s.prompt)
+        scores = {mode: P.evaluate(P.LabModel(model), {"niah_multivalue": params}, [200], samples=1, seed=0,
+                                   mode=mode)["scores"]["niah_multivalue"][200] for mode in ("teacher", "teacher_match")}
+        assert scores == {"teacher": exact, "teacher_match": match}, answer

@@ -1,17 +1,22 @@
 """Train the models of notebook 05 and write their weights, each with its full recipe in config.json.
 
-    stage1   from scratch on the lab's RULER needle tasks (lclib.ruler.mixture.LAB_TASKS) at lengths
-             MIN_LEN..L, plain RoPE, every question in RULER's plural wording ("singular": False)
-    base     stage1 trained further in RULER's own wording (singular when one value is asked, which tells
-             the model when to stop after one value)
+    base's curriculum (CHAIN), each stage from the last, plain RoPE:
+    recall_compact, recall_noise, recall_ruler
+             the recall drill (lclib.ruler.drill): 2-6 needles "key -> value", then questions about keys drawn
+             with replacement; compact, then in RULER's noise haystack, then in RULER's needle sentence. It
+             teaches key matching, which the tasks alone do not (copying any of four needles is right a quarter
+             of the time, and a small model settles there)
+    stage1, stage2, base
+             the lab's RULER needle tasks (lclib.ruler.mixture.LAB_TASKS) at lengths MIN_LEN..L in RULER's
+             wording, multi-key drawn twice as often and followed by three more questions about its keys
     lm_ft    base fine-tuned at lengths up to L with the loss on every token (a language model's objective,
              each answer token weighing 20), for the per-token loss over whole sequences (perplexity)
     pi_ft    base fine-tuned with Position Interpolation (scale 4) at lengths up to 2L
     yarn_ft  base fine-tuned with YaRN (scale 4, original length L) at lengths up to 2L
     abf_ft   base fine-tuned with a raised RoPE base (ABF: base x 16, as Llama 2 Long and Llama 3 raise it)
              at lengths up to 2L
-    nope_stage1, nope_base     the same two stages without any position encoding (NoPE: the causal mask only)
-    alibi_stage1, alibi_base   the same two stages with ALiBi (Press et al. 2022) instead of RoPE
+    nope_*   the same curriculum without any position encoding (NoPE: the causal mask only)
+    alibi_*  the same curriculum with ALiBi (Press et al. 2022) instead of RoPE
 
     python tools/train_effective_context.py --out weights/effective_context            # all of them, in order
     python tools/train_effective_context.py --out weights/effective_context --only pi_ft

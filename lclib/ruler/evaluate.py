@@ -220,6 +220,7 @@ class _Counter:
 
 
 SCORES = ("string_match", "exact")
+MODES = ("generate", "teacher", "teacher_match")
 
 
 def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequence[int], samples: int = 20,
@@ -230,14 +231,16 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
     sample: task, length, depth (of the first asked needle), distance (tokens from it to the end of the
     prompt), score]}. The score is RULER's (string_match_all, or _part for QA) on the model's output.
 
-    mode "generate": greedy decoding, any TextModel. mode "teacher" (a LabModel): one pass per batch,
-    each answer token predicted from the true prefix, scored as exact match (the whole completion is
-    the argmax, which is when greedy decoding prints it); stricter than string match, which gives
-    partial credit when some of several values are found.
+    mode "generate": greedy decoding, any TextModel. The teacher-forced modes (a LabModel) take one pass
+    per batch, each answer token predicted from the true prefix: "teacher" scores exact match (the whole
+    completion, punctuation included, is the argmax, which is when greedy decoding prints it), stricter
+    than RULER's string match, which gives partial credit when some of several values are found and
+    ignores what surrounds them; "teacher_match" scores RULER's metric on the argmax text, so that a value
+    counts when each of its tokens is the model's top choice in its place.
     """
-    if mode not in ("generate", "teacher"):
-        raise ValueError(f"mode must be 'generate' or 'teacher', got {mode!r}")
-    if mode == "teacher" and not isinstance(model, LabModel):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode != "generate" and not isinstance(model, LabModel):
         raise TypeError(f"mode 'teacher' needs a LabModel, got {type(model).__name__}")
     if not isinstance(model, TextModel):
         raise TypeError(f"model must have count(text) and generate(prompts, max_new_tokens), got {type(model).__name__}")
@@ -256,8 +259,10 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
         scores[task] = {}
         for n in lengths:
             batch = make_samples(model.count, task, n, samples, seed, depths, **params)
-            if mode == "teacher":
-                per = [float(x) for x in model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch]).exact]
+            if mode != "generate":
+                tf = model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch])
+                per = [float(x) for x in tf.exact] if mode == "teacher" else \
+                    [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(tf.text, batch)]
             else:
                 budget = max(model.count(s.completion) for s in batch) + 2
                 preds = model.generate([s.prompt for s in batch], budget)
@@ -268,7 +273,7 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
                 records.append({"task": task, "length": n, "depth": s.metadata.get("depth"),
                                 "distance": None if offsets[0] is None else s.length - offsets[0], "score": v})
     return {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records,
-            "score": "exact" if mode == "teacher" else "string_match"}
+            "score": {"teacher": "exact", "teacher_match": "teacher-forced string_match", "generate": "string_match"}[mode]}
 
 
 def _check_lengths(lengths: Sequence[int]) -> list[int]:
