@@ -17,6 +17,10 @@
              at lengths up to 2L
     nope_*   the same curriculum without any position encoding (NoPE: the causal mask only)
     alibi_*  the same curriculum with ALiBi (Press et al. 2022) instead of RoPE
+    other_2l, other_3l, other_4l
+             RULER's other categories (variable tracking, common words, frequent words; the lab's configuration
+             lclib.ruler.mixture.LAB_OTHER_TASKS) at lengths MIN_LEN..L, from scratch, 2, 3 and 4 layers: are
+             they learnt at this size?
 
     python tools/train_effective_context.py --out weights/effective_context            # all of them, in order
     python tools/train_effective_context.py --out weights/effective_context --only pi_ft
@@ -41,7 +45,7 @@ import torch
 from lclib import cli, repro
 from lclib.model import GPTConfig
 from lclib.ruler.drill import RecallDrill
-from lclib.ruler.mixture import LAB_TASKS, RulerMixture
+from lclib.ruler.mixture import LAB_OTHER_TASKS, LAB_TASKS, RulerMixture
 from lclib.scaling import RopeScaling
 from lclib.train import TrainConfig, load, save, train
 
@@ -87,6 +91,11 @@ RECIPES: dict[str, dict] = {
                         "grad_clip": 1.0, "seed": 2}},
 }
 
+# RULER's other categories, alone, from scratch: base's width, 2, 3 and 4 layers
+for _layers in (2, 3, 4):
+    RECIPES[f"other_{_layers}l"] = {"init": None, "tasks": "other", "n_layer": _layers, "min_len": MIN_LEN, "max_len": L,
+                                    **_ROPE, "train": {**_TRAIN, "steps": 1500, "lr": 3e-3}}
+
 CHAIN = ("recall_compact", "recall_noise", "recall_ruler", "stage1", "stage2", "base")  # base's curriculum, in order
 
 # NoPE and ALiBi, the contrasts to RoPE: the same curriculum, data and seeds, another position encoding
@@ -97,7 +106,10 @@ for _pos, _prefix in (("none", "nope"), ("alibi", "alibi")):
 
 
 def lab_tasks(name: str) -> dict[str, dict]:
-    """LAB_TASKS with the wording of recipe `name` (None: RULER's; False: plural for every question)."""
+    """The tasks of recipe `name`: LAB_OTHER_TASKS, or LAB_TASKS with the recipe's wording (singular None:
+    RULER's; False: plural for every question)."""
+    if RECIPES[name].get("tasks") == "other":
+        return dict(LAB_OTHER_TASKS)
     return {task: {**params, "singular": RECIPES[name]["singular"]} for task, params in LAB_TASKS.items()}
 
 
@@ -114,11 +126,12 @@ def training_data(name: str) -> RulerMixture | RecallDrill:
 
 
 def model_config(name: str, vocab_size: int) -> GPTConfig:
-    """The GPTConfig a recipe trains (base's architecture; the recipe's position encoding, RoPE base and scaling)."""
+    """The GPTConfig a recipe trains (base's architecture; the recipe's depth, position encoding, RoPE base and
+    scaling)."""
     r = RECIPES[name]
     scaling = None if r["rope_scaling"] is None else RopeScaling.from_dict(r["rope_scaling"])
-    return GPTConfig(vocab_size=vocab_size, **{**MODEL, "rope_base": r["rope_base"]}, rope_scaling=scaling,
-                     pos_encoding=r.get("pos_encoding", "rope"))
+    arch = {**MODEL, "rope_base": r["rope_base"], "n_layer": r.get("n_layer", MODEL["n_layer"])}
+    return GPTConfig(vocab_size=vocab_size, **arch, rope_scaling=scaling, pos_encoding=r.get("pos_encoding", "rope"))
 
 
 def train_one(name: str, out: Path, progress: bool = True, threads: int = THREADS):

@@ -4,8 +4,9 @@ RULER evaluates models trained on natural text; ours have seen nothing, so they 
 tasks themselves, at lengths up to L, and then read at L, 2L, 4L, 8L. ``LAB_TASKS`` is the lab's
 configuration: RULER's four needle tasks with its templates, shrunk to what a small model learns in
 minutes on a CPU (4-digit values instead of 7, one-token keys instead of adjective-noun pairs, the
-noise haystack cut between sentences). Sequences are ``BOS prompt completion EOS`` with the loss on
-the completion and EOS only, the interface of `lclib.train.train` (``vocab_size`` and ``sample``).
+noise haystack cut between sentences); ``LAB_OTHER_TASKS`` does the same for RULER's other categories
+(variable tracking, common words, frequent words). Sequences are ``BOS prompt completion EOS`` with the
+loss on the completion and EOS only, the interface of `lclib.train.train` (``vocab_size`` and ``sample``).
 
 Two training-only knobs (the evaluation always uses the plain tasks):
 - ``weights``: how often each task is drawn (whole numbers, default one each);
@@ -45,6 +46,15 @@ LAB_TASKS: dict[str, dict] = {
     "niah_multikey_1": {**_LAB_NEEDLE, "num_keys": 4, "num_values": 1, "num_queries": 1},
     "niah_multivalue": {**_LAB_NEEDLE, "num_keys": 1, "num_values": 4, "num_queries": 1},
     "niah_multiquery": {**_LAB_NEEDLE, "num_keys": 4, "num_values": 1, "num_queries": 4},
+}
+# RULER's other categories at the lab's size: variable tracking with one chain of 2 hops and one-letter
+# (one-token) names; common words with RULER's short-length ratio (6 against 1) for 3 common words; frequent
+# words with RULER's rank rule (Zipf, alpha 2, the top word replaced by "...") on one-letter coded words.
+# No in-context examples: at L = 256 an example would take a quarter to a half of the prompt.
+LAB_OTHER_TASKS: dict[str, dict] = {
+    "vt": {"num_chains": 1, "num_hops": 2, "name_len": 1, "example": False, "layout": "lines"},
+    "cwe": {"num_common": 3, "freq_common": 6, "freq_uncommon": 1, "example": False},
+    "fwe": {"alpha": 2.0, "word_len": 1},
 }
 
 
