@@ -25,7 +25,7 @@ import random
 import torch
 
 from . import words
-from .mixture import IGNORE
+from .mixture import pack_rows
 from .words import default_tokenizer
 
 STYLES = ("compact", "compact_noise", "ruler")
@@ -119,13 +119,4 @@ class RecallDrill:
             raise ValueError(f"batch must be a positive int, got {batch!r}")
         draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
         length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
-        rows = [self.row(seed, length) for seed in draw[1:]]
-        T = max(len(r) for r, _ in rows)
-        tokens = torch.full((batch, T), self.tok.pad_id, dtype=torch.long)
-        targets = torch.full((batch, T), IGNORE, dtype=torch.long)
-        for b, (row, answer) in enumerate(rows):
-            row_t, answer_t = torch.tensor(row), torch.tensor(answer[1:])  # answer[t + 1]: token t + 1 is an answer
-            tokens[b, :len(row)] = row_t
-            target = targets[b, :len(row) - 1]  # logits at t predict token t + 1
-            target[answer_t] = row_t[1:][answer_t]
-        return {"tokens": tokens, "targets": targets}
+        return pack_rows([self.row(seed, length) for seed in draw[1:]], self.tok.pad_id)

@@ -133,17 +133,28 @@ class RulerMixture:
         draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
         length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
         rows = [self._row(self._pool[seed % len(self._pool)], length, seed) for seed in draw[1:]]
-        T = max(len(r) for r, _ in rows)
-        tokens = torch.full((batch, T), self.tok.pad_id, dtype=torch.long)
-        targets = torch.full((batch, T), IGNORE, dtype=torch.long)
-        weights = torch.ones(batch, T)
-        for b, (row, answer) in enumerate(rows):
-            row_t, answer_t = torch.tensor(row), torch.tensor(answer[1:])  # answer[t + 1]: token t + 1 is an answer
-            tokens[b, :len(row)] = row_t
-            target = targets[b, :len(row) - 1]  # logits at t predict token t + 1
-            keep = answer_t if self.loss_on == "answers" else torch.ones_like(answer_t)
-            target[keep] = row_t[1:][keep]
-            weights[b, :len(row) - 1][answer_t] = self.answer_weight
-        if self.loss_on == "answers":
-            return {"tokens": tokens, "targets": targets}
-        return {"tokens": tokens, "targets": targets, "weights": weights}
+        return pack_rows(rows, self.tok.pad_id, self.loss_on, self.answer_weight)
+
+
+def pack_rows(rows: list[tuple[list[int], list[bool]]], pad_id: int, loss_on: str = "answers",
+              answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """Rows of (token ids, which tokens are answers), padded into a batch for `lclib.train.train`.
+
+    tokens (B, T) long; targets (B, T) long: the next token where the loss is taken (answers, or every token
+    with loss_on="all"), IGNORE elsewhere and on padding; with loss_on="all", weights (B, T): answer_weight
+    on the answers, 1 elsewhere.
+    """
+    T = max(len(r) for r, _ in rows)
+    tokens = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), T), IGNORE, dtype=torch.long)
+    weights = torch.ones(len(rows), T)
+    for b, (row, answer) in enumerate(rows):
+        row_t, answer_t = torch.tensor(row), torch.tensor(answer[1:])  # answer[t + 1]: token t + 1 is an answer
+        tokens[b, :len(row)] = row_t
+        target = targets[b, :len(row) - 1]  # logits at t predict token t + 1
+        keep = answer_t if loss_on == "answers" else torch.ones_like(answer_t)
+        target[keep] = row_t[1:][keep]
+        weights[b, :len(row) - 1][answer_t] = answer_weight
+    if loss_on == "answers":
+        return {"tokens": tokens, "targets": targets}
+    return {"tokens": tokens, "targets": targets, "weights": weights}
