@@ -765,6 +765,10 @@ case(MIX, "loss_on-unknown", ValueError, "loss_on", lambda: mixture.RulerMixture
 case(MIX, "answer_weight-nan", ValueError, "answer_weight", lambda: mixture.RulerMixture(144, 160, answer_weight=NAN))
 case(MIX, "answer_weight-inf", ValueError, "answer_weight", lambda: mixture.RulerMixture(144, 160, answer_weight=INF))
 case(MIX, "sample-batch-zero", ValueError, "batch", lambda: mixture.RulerMixture(144, 160).sample(0, gen()))
+case("ruler.mixture.pack_rows", "rows-empty", ValueError, "rows", lambda: mixture.pack_rows([], 0))
+case("ruler.mixture.pack_rows", "rows-flags-short", ValueError, "rows", lambda: mixture.pack_rows([([1, 2, 3], [False, True])], 0))
+case("ruler.mixture.pack_rows", "loss_on-unknown", ValueError, "loss_on",
+     lambda: mixture.pack_rows([([1, 2], [False, True])], 0, loss_on="prompt"))
 DRILL = "ruler.drill.RecallDrill"
 case(DRILL, "style-unknown", ValueError, "style", lambda: drill.RecallDrill(32, 128, "prose"))
 case(DRILL, "min_len-float", TypeError, "min_len", lambda: drill.RecallDrill(32.0, 128, "compact"))

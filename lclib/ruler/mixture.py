@@ -144,6 +144,10 @@ def pack_rows(rows: list[tuple[list[int], list[bool]]], pad_id: int, loss_on: st
     with loss_on="all"), IGNORE elsewhere and on padding; with loss_on="all", weights (B, T): answer_weight
     on the answers, 1 elsewhere.
     """
+    if not rows or any(len(r) != len(a) or len(r) < 2 for r, a in rows):
+        raise ValueError("rows must be a non-empty list of (token ids, answer flags) of equal lengths, at least 2 tokens")
+    if loss_on not in ("answers", "all"):
+        raise ValueError(f"loss_on must be 'answers' or 'all', got {loss_on!r}")
     T = max(len(r) for r, _ in rows)
     tokens = torch.full((len(rows), T), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), T), IGNORE, dtype=torch.long)
