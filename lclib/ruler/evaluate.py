@@ -241,7 +241,7 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if mode != "generate" and not isinstance(model, LabModel):
-        raise TypeError(f"mode 'teacher' needs a LabModel, got {type(model).__name__}")
+        raise TypeError(f"mode {mode!r} needs a LabModel (teacher forcing), got {type(model).__name__}")
     if not isinstance(model, TextModel):
         raise TypeError(f"model must have count(text) and generate(prompts, max_new_tokens), got {type(model).__name__}")
     if isinstance(tasks, str):
