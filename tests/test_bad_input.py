@@ -35,11 +35,11 @@ import pytest
 import torch
 
 import lclib
-from lclib import dilated, model, plotting, probes, profile, repro, rope, scaling, tasks, train
+from lclib import dilated, model, plotting, probes, profile, repro, rope, scaling, spectrum, tasks, train
 from lclib.ruler import drill, evaluate, metrics, mixture, tokenizer, words
 from lclib.ruler import tasks as rtasks
 
-MODULES = ("lclib.rope", "lclib.scaling", "lclib.dilated", "lclib.model", "lclib.tasks", "lclib.train", "lclib.probes",
+MODULES = ("lclib.rope", "lclib.scaling", "lclib.spectrum", "lclib.dilated", "lclib.model", "lclib.tasks", "lclib.train", "lclib.probes",
            "lclib.plotting", "lclib.profile", "lclib.repro", "lclib.ruler.tasks", "lclib.ruler.words",
            "lclib.ruler.tokenizer", "lclib.ruler.metrics", "lclib.ruler.evaluate", "lclib.ruler.mixture",
            "lclib.ruler.drill")
@@ -326,6 +326,33 @@ case("scaling.RopeScaling", "frequencies-seq_len-zero", ValueError, "seq_len",
      lambda: scaling.RopeScaling("dynamic_ntk", 4.0, 64).frequencies(8, 10000.0, seq_len=0))
 case("scaling.RopeScaling", "frequencies-head_dim-odd", ValueError, "head_dim",
      lambda: scaling.RopeScaling("linear", 4.0).frequencies(7, 10000.0))
+
+# --- lclib.spectrum ----------------------------------------------------------------------------------
+
+case("spectrum.turns", "inv_freq-list", TypeError, "inv_freq", lambda: spectrum.turns([1.0, 0.1], 256))
+case("spectrum.turns", "context-zero", ValueError, "context", lambda: spectrum.turns(rope.inv_freq(8), 0))
+case("spectrum.turns", "context-float", TypeError, "context", lambda: spectrum.turns(rope.inv_freq(8), 256.0))
+case("spectrum.critical_dimension", "head_dim-odd", ValueError, "head_dim", lambda: spectrum.critical_dimension(15, 10000.0, 256))
+case("spectrum.critical_dimension", "base-one", ValueError, "base", lambda: spectrum.critical_dimension(16, 1.0, 256))
+case("spectrum.critical_dimension", "context-bool", TypeError, "context", lambda: spectrum.critical_dimension(16, 10000.0, True))
+case("spectrum.factors", "scaling-str", TypeError, "scaling", lambda: spectrum.factors("yarn", 16, 10000.0))
+case("spectrum.factors", "scale-below-one", ValueError, "scale",
+     lambda: spectrum.factors(scaling.RopeScaling("linear", 0.5), 16, 10000.0))
+case("spectrum.rope_shape", "model-str", TypeError, "model", lambda: spectrum.rope_shape("base"))
+case("spectrum.rope_shape", "model-without-rope", ValueError, "pos_encoding",
+     lambda: spectrum.rope_shape(model.GPTConfig(pos_encoding="alibi")))
+case("spectrum.pair_table", "model-nope", ValueError, "no spectrum", lambda: spectrum.pair_table(model.GPTConfig(pos_encoding="none"), 256))
+case("spectrum.pair_table", "scalings-list", TypeError, "scalings",
+     lambda: spectrum.pair_table(model.GPTConfig(), 256, [scaling.RopeScaling("linear", 2.0)]))
+case("spectrum.pair_table", "context-negative", ValueError, "context", lambda: spectrum.pair_table(model.GPTConfig(), -1))
+case("spectrum.PairScaling", "pairs-list", TypeError, "pairs", lambda: spectrum.PairScaling([4], 8.0))
+case("spectrum.PairScaling", "pairs-negative", TypeError, "pairs", lambda: spectrum.PairScaling((-1,), 8.0))
+case("spectrum.PairScaling", "factor-zero", ValueError, "factor", lambda: spectrum.PairScaling((4,), 0.0))
+case("spectrum.PairScaling", "attention_factor-nan", ValueError, "attention_factor",
+     lambda: spectrum.PairScaling(attention_factor=NAN))
+case("spectrum.PairScaling", "frequencies-pair-beyond-head_dim", ValueError, "pairs",
+     lambda: spectrum.PairScaling((8,), 8.0).frequencies(16, 10000.0))
+
 
 # --- lclib.dilated -----------------------------------------------------------------------------------
 
@@ -736,15 +763,20 @@ case("ruler.evaluate.make_samples", "depths-above-one", ValueError, "depth",
 case("ruler.evaluate.evaluate", "mode-unknown", ValueError, "mode", lambda: evaluate.evaluate(lab_model(), ["qa"], [64], mode="beam"))
 case("ruler.evaluate.evaluate", "model-without-generate", TypeError, "model", lambda: evaluate.evaluate(object(), ["qa"], [64]))
 case("ruler.evaluate.evaluate", "teacher-mode-needs-lab-model", TypeError, r"\bmode\b",
-     lambda: evaluate.evaluate(evaluate.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["qa"], [64], mode="teacher"))
+     lambda: evaluate.evaluate(evaluate.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["qa"], [64], mode="teacher_exact"))
+case("ruler.evaluate.evaluate", "budget-unknown", ValueError, "budget",
+     lambda: evaluate.evaluate(lab_model(), ["qa"], [256], budget="all"))
+case("ruler.evaluate.evaluate", "budget-ruler-leaves-no-prompt", ValueError, "budget",
+     lambda: evaluate.evaluate(evaluate.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["niah_single_1"], [128]))
 case("ruler.evaluate.evaluate", "lengths-empty", ValueError, "lengths", lambda: evaluate.evaluate(lab_model(), ["qa"], []))
 case("ruler.evaluate.evaluate", "lengths-short", ValueError, "lengths", lambda: evaluate.evaluate(lab_model(), ["qa"], [16]))
 case("ruler.evaluate.evaluate", "samples-zero", ValueError, "samples",
      lambda: evaluate.evaluate(lab_model(), ["qa"], [64], samples=0))
 case("ruler.evaluate.evaluate", "tasks-unknown", ValueError, "tasks",
-     lambda: evaluate.evaluate(lab_model(), ["niah_single_1", "qa_9"], [256], samples=1, mode="teacher"))
+     lambda: evaluate.evaluate(lab_model(), ["niah_single_1", "qa_9"], [256], samples=1, mode="teacher_exact"))
 case("ruler.evaluate.evaluate", "tasks-str", TypeError, "tasks", lambda: evaluate.evaluate(lab_model(), "qa", [64]))
 case("ruler.evaluate.evaluate", "tasks-empty", ValueError, "tasks", lambda: evaluate.evaluate(lab_model(), [], [64]))
+case("ruler.evaluate.tokens_to_generate", "task-unknown", ValueError, "task", lambda: evaluate.tokens_to_generate("niah"))
 case("ruler.evaluate.scaling_for", "method-unknown", ValueError, "method", lambda: evaluate.scaling_for("longrope", 4.0, 64))
 case("ruler.evaluate.scaling_for", "scale-nan", ValueError, "scale", lambda: evaluate.scaling_for("yarn", NAN, 64))
 case("ruler.evaluate.scaling_for", "original_max_len-missing", ValueError, "original_max_len",
