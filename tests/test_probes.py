@@ -130,6 +130,11 @@ def test_cli_ruler_json_on_shipped_checkpoint():
     assert all(len(v) == 2 and all(0.0 <= x <= 1.0 for x in v) for v in data["tasks"].values())
     assert len(data["average"]) == 2 and data["threshold"] == 0.85
     assert data["effective_length"] in (0, 256, 512)
+    assert data["mode"] == "teacher_match" and data["score"] == "teacher-forced string_match" and data["warning"] is None
+    exact = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--mode", "teacher_exact",
+                            "--lengths", "256", "--samples", "2", "--tasks", "niah_single_1"],
+                           capture_output=True, text=True, check=True, timeout=300).stdout
+    assert "warning: mode teacher_exact scores exact match" in exact and "(threshold 0.85, mode teacher_exact)" in exact
     bad = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
                           "--lengths", "256", "--samples", "1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr

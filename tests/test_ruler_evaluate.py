@@ -44,7 +44,7 @@ def test_evaluate_tiny_gpt_shapes_and_range():
     torch.manual_seed(0)
     gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
     lab = P.LabModel(gpt, batch_size=4)
-    for mode in ("teacher", "generate"):
+    for mode in ("teacher_exact", "generate"):
         out = P.evaluate(lab, {"niah_single_1": {"value_len": 3}, "fwe": {}}, [96, 128], samples=2, seed=1, mode=mode)
         assert set(out["scores"]) == {"niah_single_1", "fwe"} and set(out["average"]) == {96, 128}
         assert all(0.0 <= v <= 1.0 for row in out["scores"].values() for v in row.values())
@@ -110,8 +110,41 @@ def test_hf_adapter_runs_the_sweep():
     model = _tiny_llama(scaling.RopeScaling("yarn", 2.0, original_max_len=128))
     hf = P.HFModel(model, _WordTok())
     assert hf.count("The grass is green.") == 5
-    out = P.evaluate(hf, {"niah_single_1": {"value_len": 3}}, [96], samples=2, seed=0)
+    out = P.evaluate(hf, {"niah_single_1": {"value_len": 3}}, [96], samples=2, seed=0, budget="lab")
     assert 0.0 <= out["average"][96] <= 1.0
+
+
+class _Recorder:
+    """A TextModel that records what it is asked: prompt lengths and the tokens it may write."""
+
+    def __init__(self):
+        self.asked = []
+
+    def count(self, text):
+        return TOK.count(text)
+
+    def generate(self, prompts, max_new_tokens):
+        self.asked.append(([TOK.count(p) for p in prompts], max_new_tokens))
+        return [""] * len(prompts)
+
+
+@pytest.mark.parametrize("task, reserve", [("niah_multikey_1", 128), ("vt", 30), ("fwe", 50)])
+def test_ruler_budget_builds_the_prompt_to_length_minus_tokens_to_generate(task, reserve):
+    """RULER's accounting: prompt + tokens_to_generate <= length; the model may write exactly that many tokens."""
+    rec = _Recorder()
+    P.evaluate(rec, [task], [512], samples=2, seed=0)  # a model other than a LabModel: RULER's budget by default
+    (lengths, new_tokens), = rec.asked
+    assert new_tokens == reserve == P.tokens_to_generate(task)
+    assert all(abs(n - (512 - reserve)) <= 5 for n in lengths)  # the generators hit a length within a few tokens
+    lab = P.evaluate(rec, [task], [512], samples=2, seed=0, budget="lab")  # the lab's: the prompt has the length
+    longest = max(TOK.count(x.completion) for x in P.make_samples(TOK.count, task, 512, 2, 0))
+    assert all(abs(n - 512) <= 5 for n in rec.asked[-1][0]) and rec.asked[-1][1] == longest + 2
+    assert lab["records"][0]["length"] == 512
+
+
+def test_tokens_to_generate_follows_ruler():
+    assert {t: P.tokens_to_generate(t) for t in ("niah_single_1", "niah_multiquery", "vt", "cwe", "fwe", "qa")} == \
+        {"niah_single_1": 128, "niah_multiquery": 128, "vt": 30, "cwe": 120, "fwe": 50, "qa": 32}
 
 
 def test_rope_len_prompt_fixes_dynamic_ntk_at_the_prompt_length():
@@ -177,5 +210,5 @@ def test_teacher_match_credits_each_value_in_place_where_exact_match_wants_every
         model = Oracle(answer)
         model.prompt_len = 1 + TOK.count(s.prompt)
         scores = {mode: P.evaluate(P.LabModel(model), {"niah_multivalue": params}, [200], samples=1, seed=0,
-                                   mode=mode)["scores"]["niah_multivalue"][200] for mode in ("teacher", "teacher_match")}
-        assert scores == {"teacher": exact, "teacher_match": match}, answer
+                                   mode=mode)["scores"]["niah_multivalue"][200] for mode in ("teacher_exact", "teacher_match")}
+        assert scores == {"teacher_exact": exact, "teacher_match": match}, answer

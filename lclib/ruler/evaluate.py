@@ -220,11 +220,21 @@ class _Counter:
 
 
 SCORES = ("string_match", "exact")
-MODES = ("generate", "teacher", "teacher_match")
+MODES = ("generate", "teacher_match", "teacher_exact")
+BUDGETS = ("lab", "ruler")
+
+
+def tokens_to_generate(task: str) -> int:
+    """RULER's answer budget for a task (scripts/synthetic.yaml): 128 for every needle task, 30 for vt, ..."""
+    if task not in ruler.TASKS:
+        raise ValueError(f"task must be one of {sorted(ruler.TASKS)}, got {task!r}")
+    family = "niah" if task.startswith("niah") else "qa" if task.startswith("qa") else task
+    return ruler.TOKENS_TO_GENERATE[family]
 
 
 def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequence[int], samples: int = 20,
-             seed: int = 0, mode: str = "generate", depths: Sequence[float] | None = None) -> dict:
+             seed: int = 0, mode: str = "generate", depths: Sequence[float] | None = None,
+             budget: str | None = None) -> dict:
     """Score model on each task at each length.
 
     Returns {"scores": {task: {length: score}}, "average": {length: mean over tasks}, "records": [dict per
@@ -232,11 +242,17 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
     prompt), score]}. The score is RULER's (string_match_all, or _part for QA) on the model's output.
 
     mode "generate": greedy decoding, any TextModel. The teacher-forced modes (a LabModel) take one pass
-    per batch, each answer token predicted from the true prefix: "teacher" scores exact match (the whole
+    per batch, each answer token predicted from the true prefix: "teacher_exact" scores exact match (the whole
     completion, punctuation included, is the argmax, which is when greedy decoding prints it), stricter
     than RULER's string match, which gives partial credit when some of several values are found and
     ignores what surrounds them; "teacher_match" scores RULER's metric on the argmax text, so that a value
     counts when each of its tokens is the model's top choice in its place.
+
+    budget "ruler" keeps RULER's accounting: the prompt is built to length - tokens_to_generate of the task
+    (TOKENS_TO_GENERATE: 128 for the needles, 30 for vt, ...) and greedy decoding writes that many tokens, so
+    prompt and answer fit in the length. "lab": the prompt itself has the length and decoding writes the
+    longest reference answer plus 2 tokens (the lab's lengths are prompt lengths). Default: "lab" for a
+    LabModel, "ruler" for any other model (a Hugging Face checkpoint read in RULER's configuration).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -253,19 +269,29 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive int, got {samples!r}")
     lengths = _check_lengths(lengths)
+    budget = budget if budget is not None else ("lab" if isinstance(model, LabModel) else "ruler")
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    if budget == "ruler":
+        for task in tasks:
+            short = [n for n in lengths if n - tokens_to_generate(task) < 32]
+            if short:
+                raise ValueError(f"lengths {short} leave no prompt after RULER's {tokens_to_generate(task)}-token answer "
+                                 f"budget for {task} (budget='ruler'): use lengths >= {tokens_to_generate(task) + 32}")
     scores: dict[str, dict[int, float]] = {}
     records: list[dict] = []
     for task, params in tasks.items():
         scores[task] = {}
         for n in lengths:
-            batch = make_samples(model.count, task, n, samples, seed, depths, **params)
+            reserve = tokens_to_generate(task) if budget == "ruler" else 0
+            batch = make_samples(model.count, task, n - reserve, samples, seed, depths, **params)
             if mode != "generate":
                 tf = model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch])
-                per = [float(x) for x in tf.exact] if mode == "teacher" else \
+                per = [float(x) for x in tf.exact] if mode == "teacher_exact" else \
                     [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(tf.text, batch)]
             else:
-                budget = max(model.count(s.completion) for s in batch) + 2
-                preds = model.generate([s.prompt for s in batch], budget)
+                new_tokens = reserve or max(model.count(s.completion) for s in batch) + 2
+                preds = model.generate([s.prompt for s in batch], new_tokens)
                 per = [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(preds, batch)]
             scores[task][n] = sum(per) / len(per)
             for s, v in zip(batch, per):
@@ -273,7 +299,7 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
                 records.append({"task": task, "length": n, "depth": s.metadata.get("depth"),
                                 "distance": None if offsets[0] is None else s.length - offsets[0], "score": v})
     return {"scores": scores, "average": ruler_metrics.task_average(scores), "records": records,
-            "score": {"teacher": "exact", "teacher_match": "teacher-forced string_match", "generate": "string_match"}[mode]}
+            "score": {"teacher_exact": "exact", "teacher_match": "teacher-forced string_match", "generate": "string_match"}[mode]}
 
 
 def _check_lengths(lengths: Sequence[int]) -> list[int]:
@@ -292,6 +318,8 @@ def scaling_for(method: str, scale: float, original_max_len: int | None) -> Any:
     return RopeScaling(method, scale, original_max_len=original_max_len)
 
 
+EXACT_WARNING = ("mode teacher_exact scores exact match of the whole completion in text order, not RULER's string "
+                 "match: this effective length is not comparable with RULER's threshold or notebook 05's")
 THRESHOLD = 0.85  # RULER's threshold (85.6%: Llama-2-7B at 4K), rounded; fixed before any model is measured
 MAX_LENGTH = 65536  # the lab model reads every length anew without a cache: longer requests are refused
 
@@ -326,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(
         prog="python -m lclib.probes ruler", description="RULER-lite on a lab checkpoint.",
-        epilog="--json prints one object: checkpoint, method, scale, score ('exact' in teacher mode, RULER's "
-               "'string_match' in generate mode), lengths [int], tasks {name: [score per length]}, average "
-               "[task mean per length], threshold (a fixed number, never the model's own score), and "
-               "effective_length (the largest length whose average, and every shorter one's, reaches the "
-               "threshold; 0 if none).")
+        epilog="--json prints one object: checkpoint, method, scale, mode, score ('teacher-forced string_match' in "
+               "teacher_match mode, RULER's 'string_match' in generate mode, 'exact' in teacher_exact mode), lengths "
+               "[int], tasks {name: [score per length]}, average [task mean per length], threshold (a fixed number, "
+               "never the model's own score), effective_length (the largest length whose average, and every "
+               "shorter one's, reaches the threshold; 0 if none), and warning (null, or why the effective length "
+               "is not RULER's: teacher_exact scores exact match, not RULER's string match).")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--method", default=None, choices=METHODS,
                    help="RoPE scaling applied without training (default: the checkpoint's own setting)")
@@ -340,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=cli.positive_int, default=32)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: the checkpoint's training tasks)")
-    p.add_argument("--mode", default="teacher", choices=("teacher", "generate"))
+    p.add_argument("--mode", default="teacher_match", choices=MODES,
+                   help="teacher_match (default, notebook 05's score): RULER's string match on the teacher-forced "
+                        "argmax text; generate: greedy decoding, RULER's string match; teacher_exact: exact match of "
+                        "the whole completion in text order, stricter than RULER's score")
     p.add_argument("--threshold", type=_fraction, default=THRESHOLD, help=f"effective-length threshold (default {THRESHOLD})")
     p.add_argument("--json", action="store_true")
     cli.add_debug(p)
@@ -375,13 +407,17 @@ def _command(a: Any) -> int:
               "scale": getattr(scaling, "scale", 1.0), "score": out["score"], "lengths": lengths,
               "tasks": {t: [row[n] for n in lengths] for t, row in out["scores"].items()},
               "average": [out["average"][n] for n in lengths], "threshold": a.threshold,
-              "effective_length": ruler_metrics.effective_length(out["average"], a.threshold)}
+              "effective_length": ruler_metrics.effective_length(out["average"], a.threshold),
+              "mode": a.mode, "warning": EXACT_WARNING if a.mode == "teacher_exact" else None}
     if a.json:
         print(json.dumps(result, indent=1))
     else:
+        print(f"mode {a.mode}: {out['score']}")
         for n, v in zip(lengths, result["average"]):
             print(f"{n:>6}  {v:.3f}")
-        print(f"effective length (threshold {a.threshold}): {result['effective_length']}")
+        if result["warning"]:
+            print(f"warning: {result['warning']}")
+        print(f"effective length (threshold {a.threshold}, mode {a.mode}): {result['effective_length']}")
     return 0
 
 
