@@ -11,12 +11,15 @@
              wording, multi-key drawn twice as often and followed by three more questions about its keys
     lm_ft    base fine-tuned at lengths up to L with the loss on every token (a language model's objective,
              each answer token weighing 20), for the per-token loss over whole sequences (perplexity)
-    pi_ft    base fine-tuned with Position Interpolation (scale 4) at lengths up to 2L
-    yarn_ft  base fine-tuned with YaRN (scale 4, original length L) at lengths up to 2L
+    pi_ft    base fine-tuned with Position Interpolation (scale 4) at lengths up to 2L, 600 steps
+    yarn_ft  base fine-tuned with YaRN (scale 4, original length L) at lengths up to 2L, 600 steps
     abf_ft   base fine-tuned with a raised RoPE base (ABF: base x 16, as Llama 2 Long and Llama 3 raise it)
-             at lengths up to 2L
+             at lengths up to 2L, 600 steps
+             each of the three also with training seeds 2 and 3 (pi_ft_seed2, pi_ft_seed3, ...)
     nope_*   the same curriculum without any position encoding (NoPE: the causal mask only)
     alibi_*  the same curriculum with ALiBi (Press et al. 2022) instead of RoPE
+    base2m   base retrained at L (its last stage's data and steps) with the RoPE base raised to 2,000,000: the
+             second spectrum of notebook 05b, in which no pair straddles L
     other_2l, other_3l, other_4l
              RULER's other categories (variable tracking, common words, frequent words; the lab's configuration
              lclib.ruler.mixture.LAB_OTHER_TASKS) at lengths MIN_LEN..L, from scratch, 2, 3 and 4 layers: are
@@ -73,23 +76,32 @@ RECIPES: dict[str, dict] = {
     "stage2": {"init": "stage1", **_LAB, "train": {**_TRAIN, "steps": 1200, "lr": 1e-3}},
     "base": {"init": "stage2", **_LAB, "train": {**_TRAIN, "steps": 900, "lr": 1e-3}},
     # the extensions and the language-model objective, from base, on the plain tasks (no follow-ups)
-    "pi_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": MODEL["rope_base"],
-              "rope_scaling": {"method": "linear", "scale": 4.0},
-              "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
-                        "grad_clip": 1.0, "seed": 1}},
-    "yarn_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": MODEL["rope_base"],
-                "rope_scaling": {"method": "yarn", "scale": 4.0, "original_max_len": L},
-                "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
-                          "grad_clip": 1.0, "seed": 1}},
-    "abf_ft": {"init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, "rope_base": 16 * MODEL["rope_base"],
-               "rope_scaling": None,
-               "train": {"steps": 150, "batch_size": 32, "lr": 1e-3, "warmup": 15, "weight_decay": 0.1,
-                         "grad_clip": 1.0, "seed": 1}},
+    # the extensions, from base, on the plain tasks (no follow-ups): see FINE_TUNES below
     "lm_ft": {"init": "base", "min_len": MIN_LEN, "max_len": L, "singular": None, "rope_scaling": None,
               "rope_base": MODEL["rope_base"], "loss_on": "all", "answer_weight": 20.0,
               "train": {"steps": 300, "batch_size": 32, "lr": 1e-3, "warmup": 30, "weight_decay": 0.1,
                         "grad_clip": 1.0, "seed": 2}},
 }
+
+# The extensions, from base, at lengths up to 2L on the plain tasks (no follow-ups), 600 steps, three training seeds
+# each (name, name_seed2, name_seed3): PI and YaRN with s = 4, and the RoPE base raised 16-fold (ABF)
+FINE_TUNES = {
+    "pi_ft": {"rope_base": MODEL["rope_base"], "rope_scaling": {"method": "linear", "scale": 4.0}},
+    "yarn_ft": {"rope_base": MODEL["rope_base"], "rope_scaling": {"method": "yarn", "scale": 4.0, "original_max_len": L}},
+    "abf_ft": {"rope_base": 16 * MODEL["rope_base"], "rope_scaling": None},
+}
+SEEDS = (1, 2, 3)
+for _name, _rope in FINE_TUNES.items():
+    for _seed in SEEDS:
+        RECIPES[_name if _seed == 1 else f"{_name}_seed{_seed}"] = {
+            "init": "base", "min_len": MIN_LEN, "max_len": 2 * L, "singular": None, **_rope,
+            "train": {"steps": 600, "batch_size": 32, "lr": 1e-3, "warmup": 60, "weight_decay": 0.1, "grad_clip": 1.0,
+                      "seed": _seed}}
+
+# A second spectrum (notebook 05b): base retrained at L on its last stage's data with the RoPE base raised to
+# 2,000,000. Pairs 0-2 then turn 41, 6.6 and 1.08 times inside L and pair 3 only 0.18 times: no pair straddles L
+# as base's pair 4 does (0.41 turns), which is what the explanation of notebook 05b says matters.
+RECIPES["base2m"] = {**RECIPES["base"], "init": "base", "rope_base": 2_000_000.0}
 
 # RULER's other categories, alone, from scratch: base's width, 2, 3 and 4 layers
 for _layers in (2, 3, 4):
