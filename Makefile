@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 CONSTRAINTS := $(if $(HAS_GPU),,-c constraints-cpu.txt)
 
-.PHONY: help install run test test-unit test-notebooks test-browser lab student bench clean
+.PHONY: help install run test test-unit test-notebooks test-browser lab student bench reproduce clean
 
 help:
 	@echo "make run      execute every notebook (full profile), regenerate figures/"
@@ -15,6 +15,7 @@ help:
 	@echo "make student  write a student copy (no outputs, no solutions) to build/student/"
 	@echo "make test-unit / test-notebooks / test-browser   one part of make test"
 	@echo "make bench    run the benchmarks (print measured ratios)"
+	@echo "make reproduce  retrain one shipped model per notebook (03b, 04, 05) and compare with the weights"
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +50,9 @@ lab: install
 
 student: install
 	$(PY) tools/student_copy.py notebooks build/student
+
+reproduce: install
+	$(PY) tools/reproduce.py
 
 bench: install
 	$(PY) benchmarks/rope.py

@@ -1,9 +1,8 @@
 """The one switch between the full profile and the reduced (FAST) one.
 
 ``LCLIB_FAST=1`` (or any ``CI`` variable, as CI sets) selects the reduced profile: smaller sizes
-and fewer iterations, never a different method. ``LCLIB_RETRAIN=1`` (set by ``make run``) adds, in
-the full profile, the cells that retrain a shipped model to check it reproduces (minutes each): they
-belong to whoever regenerates the outputs, not to a class working through a notebook. Read once, at import.
+and fewer iterations, never a different method. Read once, at import. (Retraining a shipped model to check
+that it reproduces is not part of any notebook: ``make reproduce`` does it.)
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ def _read_flag() -> bool:
 
 FAST: bool = _read_flag()
 NAME: str = "reduced (FAST)" if FAST else "full"
-RETRAIN: bool = not FAST and _on(os.environ.get("LCLIB_RETRAIN", ""))
 
 
 def pick(full: T, fast: T) -> T:

@@ -67,6 +67,7 @@ def test_debug_shows_the_traceback():
 @pytest.mark.parametrize("script, argv, status", [
     ("tools/train_lost_in_the_middle.py", ["--steps", "0"], 2),
     ("tools/train_effective_context.py", ["--out", "no/such/folder", "--only", "pi_ft"], 1),
+    ("tools/reproduce.py", ["--only", "everything"], 2),
 ])
 def test_training_tools_fail_in_one_line(script, argv, status):
     run = subprocess.run([sys.executable, script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)

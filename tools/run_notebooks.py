@@ -1,9 +1,8 @@
 """Execute notebooks headless, in place, and print one summary line per notebook.
 
-Used by `make run` (full profile: outputs and figures/ regenerated, and the cells that retrain a shipped
-model to check it reproduces: LCLIB_RETRAIN=1) and handy for one notebook:
+Used by `make run` (full profile: outputs and figures/ regenerated) and handy for one notebook:
     python tools/run_notebooks.py notebooks/01_rope_from_scratch.ipynb
-Pass --fast to run the reduced profile without writing anything back, --no-retrain to skip the retraining.
+Pass --fast to run the reduced profile without writing anything back.
 """
 
 from __future__ import annotations
@@ -34,10 +33,9 @@ def find_notebooks(paths: list[str]) -> list[Path]:
     return found
 
 
-def run_one(path: Path, fast: bool, timeout: int, retrain: bool = True) -> tuple[str, float]:
+def run_one(path: Path, fast: bool, timeout: int) -> tuple[str, float]:
     nb = nbformat.read(path, as_version=4)
     os.environ["LCLIB_FAST"] = "1" if fast else "0"
-    os.environ["LCLIB_RETRAIN"] = "1" if retrain and not fast else "0"
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
@@ -60,13 +58,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="notebooks or folders (folders include solutions/)")
     parser.add_argument("--fast", action="store_true", help="reduced profile; write nothing back")
-    parser.add_argument("--no-retrain", action="store_true", help="skip the cells that retrain a shipped model")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args()
     failures = 0
     total = time.perf_counter()
     for path in find_notebooks(args.paths):
-        status, elapsed = run_one(path, args.fast, args.timeout, retrain=not args.no_retrain)
+        status, elapsed = run_one(path, args.fast, args.timeout)
         failures += status != "ok"
         print(f"{status:<8} {elapsed:7.1f} s  {path}", flush=True)
     print(f"{'all ok' if not failures else f'{failures} failed'} in {time.perf_counter() - total:.1f} s")
