@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from lclib import checks, dilated, kv_cache, probes, retrieval, rope, scaling, tasks
+from lclib import checks, dilated, kv_cache, probes, retrieval, rope, scaling, spectrum, tasks
 from lclib.kv_compression import Window
 from lclib.ruler import metrics
 from lclib.checks.common import NOT_CHECKED
@@ -183,6 +183,11 @@ def vt_reader(prompt):
     return names
 
 
+def critical_dimension(head_dim, base, context):
+    x = head_dim / 2 * math.log(context / (2 * math.pi)) / math.log(base)
+    return 2 * min(max(math.ceil(x), 0), head_dim // 2)
+
+
 def bm25_term_score(tf, df, n_chunks, chunk_len, avg_len, k1=1.5, b=0.75):
     idf = math.log(1 + (n_chunks - df + 0.5) / (df + 0.5))
     return idf * tf / (tf + k1 * (1 - b + b * chunk_len / avg_len))
@@ -270,6 +275,7 @@ CASES = {
     "check_effective_length": Case(checks.check_effective_length, effective_length, "int",
                                    lambda scores, threshold: scores.clear()),
     "check_vt_reader": Case(checks.check_vt_reader, vt_reader, "strings"),
+    "check_critical_dimension": Case(checks.check_critical_dimension, critical_dimension, "int"),
     "check_cache_bytes": Case(checks.check_cache_bytes, cache_bytes, "number"),
     "check_decode_bound": Case(checks.check_decode_bound, decode_bound, "number"),
     "check_window_mask": Case(checks.check_window_mask, window_mask, "tensor"),
@@ -372,8 +378,8 @@ def test_wrong_answers_are_rejected_with_a_clear_hint(name, wrong, fn, word, cap
 
 
 def test_the_table_is_large_enough():
-    """25 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
-    assert len(CASES) == 25
+    """26 checkers x 7 wrong answers, plus one in-place wrecker per checker with mutable inputs."""
+    assert len(CASES) == 26
     wreckers = sum(case.wreck is not None for case in CASES.values())
     assert wreckers >= 10 and len(WRONG) == 7 * len(CASES) + wreckers
 
@@ -452,6 +458,7 @@ LIBRARY_ANSWERS = {
     "check_wilson": _wilson_from_lclib,
     "check_string_match_all": lambda pred, refs: metrics.string_match_all(pred, refs),
     "check_effective_length": lambda scores, t: metrics.effective_length(scores, t),
+    "check_critical_dimension": lambda d, b, n: spectrum.critical_dimension(d, b, n),
     "check_cache_bytes": lambda *config: kv_cache.cache_bytes(*config),
     "check_decode_bound": lambda *args: kv_cache.decode_tokens_per_s_bound(*args),
     "check_window_mask": lambda n, recent, sinks: Window(recent, sinks).visible(torch.arange(n), torch.arange(n)),

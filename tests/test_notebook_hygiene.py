@@ -47,3 +47,11 @@ def test_notebook_structure(path):
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     source = "\n".join(code[1:])  # code[0] is the guarded Colab setup cell, the one place that may install
     assert "pip" not in source and "sys.path" not in source and "import *" not in source
+
+
+@pytest.mark.parametrize("name", ["05_effective_context.ipynb", "05b_reading_past_L.ipynb"])
+def test_the_two_halves_of_05_stay_one_sitting_each(name):
+    """Notebook 05 was split because it outgrew one sitting: each half stays under 350 KB and about 45 cells."""
+    path = ROOT / "notebooks" / name
+    assert path.stat().st_size < 350_000, f"{name} is {path.stat().st_size / 1e3:.0f} KB"
+    assert len(json.loads(path.read_text())["cells"]) <= 50

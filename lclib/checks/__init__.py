@@ -17,6 +17,7 @@ NaN, inf, None, wrong types and shapes, and the student's own exceptions all bec
 - `dilated_model` (03b): check_answerable_pairs, check_crossover_length;
 - `lost_in_the_middle` (04): check_bayes_curve, check_wilson;
 - `ruler` (05): check_string_match_all, check_effective_length, check_vt_reader;
+- `spectrum` (05b): check_critical_dimension;
 - `inference` (06): check_cache_bytes, check_decode_bound, check_window_mask;
 - `retrieval` (07): check_bm25_term_score, check_choose_k, check_follow_chain.
 """
@@ -29,6 +30,7 @@ from .lost_in_the_middle import check_bayes_curve, check_wilson
 from .retrieval import check_bm25_term_score, check_choose_k, check_follow_chain
 from .rope import check_first_pair_beyond, check_relative_score, check_rope_interleaved, check_score_bound
 from .ruler import check_effective_length, check_string_match_all, check_vt_reader
+from .spectrum import check_critical_dimension
 from .scaling import (check_dynamic_ntk, check_llama3_band_edges, check_ntk_exponent, check_yarn_gamma,
                       check_yarn_untouched_pairs)
 
@@ -40,6 +42,7 @@ __all__ = [
     "check_answerable_pairs", "check_crossover_length",
     "check_bayes_curve", "check_wilson",
     "check_string_match_all", "check_effective_length", "check_vt_reader",
+    "check_critical_dimension",
     "check_cache_bytes", "check_decode_bound", "check_window_mask",
     "check_bm25_term_score", "check_choose_k", "check_follow_chain",
 ]
