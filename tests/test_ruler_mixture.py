@@ -114,7 +114,15 @@ def test_ruler_command_line_json(base, capsys):
     assert out["lengths"] == [112, 224] and set(out["tasks"]) == {"niah_single_1", "fwe"}
     assert all(len(v) == 2 for v in out["tasks"].values()) and len(out["average"]) == 2
     assert out["threshold"] == 0.85 and out["effective_length"] in (0, 112, 224)
-    assert out["method"] == "yarn" and out["score"] == "exact"
+    assert out["method"] == "yarn" and out["score"] == "teacher-forced string_match" and out["mode"] == "teacher_match"
+    assert out["warning"] is None
+    assert probes.main(["ruler", "--checkpoint", str(path), "--lengths", "112", "--samples", "2", "--mode", "teacher_exact",
+                        "--json"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert exact["score"] == "exact" and "not RULER's string match" in exact["warning"]
+    with pytest.raises(SystemExit):
+        probes.main(["ruler", "--checkpoint", str(path), "--mode", "teacher"])  # the old name is refused, not guessed
+    assert "invalid choice" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
