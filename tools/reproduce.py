@@ -69,24 +69,17 @@ def dilated() -> tuple[bool, bool, str]:
 
 def lost_in_the_middle() -> tuple[bool, bool, str]:
     """skewed_seed0 and uniform_ft_seed0 of notebook 04: bits and history, or the history's ends and mean."""
-    from lclib import probes, tasks, train
+    from lclib import tasks, train
+
+    t = tool("train_lost_in_the_middle")
 
     def redo(name: str, init_state=None):
         meta = train.read_metadata(WEIGHTS / "lost_in_the_middle" / name)
-        probe = tasks.KVTask(n_pairs=24, key_symbols=32, demand="uniform")
-        log = []
-
-        def record(model, step):
-            exact = probes.position_sweep(model, probe, 24, samples=meta["history"]["eval_samples"],
-                                          seed=meta["history"]["eval_seed"])["exact"]
-            log.append([round(float(x), 5) for x in exact])
-            return {}
-
+        log: list[dict] = []  # the tool's probe history, recorded the way the tool records it
         model, _ = train.train(train.load(WEIGHTS / "lost_in_the_middle" / name).config, tasks.KVTask(**meta["task"]),
-                               train.TrainConfig(**meta["train"]), eval_fn=record, eval_every=100,
-                               init_state=init_state, progress=False)
-        stored = np.array([p["exact"] for p in meta["history"]["points"]])
-        return model, np.array(log), stored
+                               train.TrainConfig(**meta["train"]), eval_fn=t.history_fn(meta["history"]["eval_samples"], log),
+                               eval_every=100, init_state=init_state, progress=False)
+        return model, np.array([p["exact"] for p in log]), np.array([p["exact"] for p in meta["history"]["points"]])
 
     skewed, live0, stored0 = redo("skewed_seed0")
     final, live1, stored1 = redo("uniform_ft_seed0", init_state=skewed.state_dict())
