@@ -193,3 +193,27 @@ def decode_tokens_per_s_bound(weight_bytes: float, cache_bytes_per_token: float,
     if not moved > 0 or not bandwidth > 0:
         raise ValueError(f"bandwidth and the bytes moved per token must be > 0, got {bandwidth!r} and {moved!r}")
     return bandwidth / moved
+
+
+def hf_cache_tensors(output: object) -> list[tuple[Tensor, Tensor]]:
+    """(keys, values) per layer from a Hugging Face transformers forward pass with use_cache=True.
+
+    The cache has moved between releases: the output field is ``cache`` (transformers 5) or
+    ``past_key_values`` (4.x); the cache is a ``DynamicCache`` whose ``layers[i].keys`` / ``.values`` hold the
+    tensors (4.54 and later), one with ``key_cache`` / ``value_cache`` lists (4.36-4.53), or a tuple of
+    (keys, values) per layer (earlier, and 4.40's default). Each tensor is (batch, n_kv_head, seq_len, head_dim).
+    """
+    cache = getattr(output, "cache", None)
+    if cache is None:
+        cache = getattr(output, "past_key_values", None)
+    if cache is None:
+        raise ValueError(f"output must come from a transformers model called with use_cache=True (it holds a "
+                         f"cache or past_key_values), got {type(output).__name__} without one")
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):
+        return list(zip(cache.key_cache, cache.value_cache))
+    if isinstance(cache, (tuple, list)) and all(isinstance(p, (tuple, list)) and len(p) >= 2 for p in cache):
+        return [(p[0], p[1]) for p in cache]
+    raise TypeError(f"output's cache must be a transformers Cache or a tuple of (keys, values) per layer, "
+                    f"got {type(cache).__name__}")

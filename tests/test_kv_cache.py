@@ -174,3 +174,27 @@ def test_bad_input_named():
         kv_cache.published_cache_bytes("GPT-5", 10)
     with pytest.raises(TypeError, match="x must be"):
         kv_compression.quantize_int8(torch.zeros(3, dtype=torch.long))
+
+
+def test_hf_cache_tensors_reads_every_cache_layout():
+    """The keys and values of a transformers forward pass, whatever release of transformers made them."""
+    from types import SimpleNamespace
+
+    k, v = torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
+    layouts = [SimpleNamespace(cache=SimpleNamespace(layers=[SimpleNamespace(keys=k, values=v)])),  # transformers 5
+               SimpleNamespace(past_key_values=SimpleNamespace(key_cache=[k], value_cache=[v])),  # 4.36-4.53
+               SimpleNamespace(past_key_values=((k, v),))]  # legacy tuples (4.40's default)
+    for output in layouts:
+        (got_k, got_v), = kv_cache.hf_cache_tensors(output)
+        assert got_k is k and got_v is v
+    with pytest.raises(ValueError, match="use_cache=True"):
+        kv_cache.hf_cache_tensors(SimpleNamespace(logits=k))
+    with pytest.raises(TypeError, match="cache"):
+        kv_cache.hf_cache_tensors(SimpleNamespace(past_key_values="cache"))
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    with torch.no_grad():
+        out = transformers.LlamaForCausalLM(config).eval()(torch.randint(0, 50, (3, 7)), use_cache=True)
+    tensors = kv_cache.hf_cache_tensors(out)
+    assert len(tensors) == 2 and all(t.shape == (3, 2, 7, 8) for pair in tensors for t in pair)

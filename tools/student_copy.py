@@ -4,9 +4,9 @@
 
 DEST receives notebooks/NN_topic.ipynb (outputs, execution counts and widget state cleared; the
 exercise stubs stay stubs; notebooks/solutions/ and any cell tagged "solution" left out), the
-images their markdown links to, what installs the library the notebooks import and the weights
-notebooks 04 and 05 evaluate (lclib/, weights/,
-pyproject.toml, constraints-cpu.txt, environment.yml) and a README for students. A teacher can zip
+images their markdown links to, what installs the library the notebooks import, the weights the
+notebooks evaluate and the tools that trained them (lclib/, weights/, pyproject.toml, constraints-cpu.txt,
+environment.yml, tools/train_*.py) and a README for students. A teacher can zip
 DEST and hand it out, or copy it to a shared JupyterHub. DEST is replaced if it is an earlier
 student copy (it holds a .student-copy marker); any other non-empty folder is refused.
 """
@@ -22,7 +22,10 @@ from pathlib import Path
 import nbformat
 
 MARKER = ".student-copy"
-SUPPORT = ("lclib", "weights", "pyproject.toml", "constraints-cpu.txt", "environment.yml")  # relative to the repo root
+SUPPORT = ("lclib", "weights", "pyproject.toml", "constraints-cpu.txt", "environment.yml",  # relative to the repo root
+           # the training tools: the open exercises change and run them (none of the notebooks' cells reads them)
+           "tools/train_lost_in_the_middle.py", "tools/train_dilated.py", "tools/train_effective_context.py",
+           "tools/train_kv_cache.py")
 CELL_METADATA_DROPPED = ("execution", "collapsed", "scrolled", "jupyter")
 LINKED = re.compile(r"""(?:!\[[^\]]*\]\(\s*<?([^)\s>]+)>?|<img[^>]*\bsrc=["']([^"']+)["'])""")
 
@@ -45,13 +48,16 @@ Python 3.10 or newer. In this folder:
 python -m venv .venv
 # No NVIDIA GPU? Take the (much smaller) CPU build of PyTorch first:
 .venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
-.venv/bin/pip install -e . jupyterlab
+.venv/bin/pip install -e ".[hf]" jupyterlab
 .venv/bin/jupyter lab notebooks
 ```
 
 With conda instead: `conda env create -f environment.yml && conda activate lcm`, then
 `jupyter lab notebooks`. On a shared JupyterHub your teacher has installed all this already:
 open the `notebooks` folder.
+
+The `[hf]` extra adds Hugging Face `transformers` (4.40 or later), which one cell of notebook 06 uses to
+compare our key-value cache with theirs. The open exercises retrain models with the scripts in `tools/`.
 
 Nothing is downloaded by the notebooks; everything runs on a laptop CPU. On a slow machine, set
 `LCLIB_FAST=1` before starting JupyterLab (`LCLIB_FAST=1 jupyter lab notebooks`): the same
@@ -147,6 +153,7 @@ def student_copy(src: Path, dest: Path, root: Path) -> list[Path]:
         if source.is_dir():
             shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
         elif source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     (dest / "README.md").write_text(STUDENT_README.format(listing="\n".join(listing)))
     return written
