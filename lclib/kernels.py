@@ -20,7 +20,7 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -142,3 +142,24 @@ def peak_memory(fn: Callable[..., object], *args: object) -> int:
         raise RuntimeError(f"this torch ({torch.__version__}) does not expose the profiler's memory records "
                            f"as expected: {err}") from err
     return peak
+
+
+def crossover_length(lengths: Sequence[int], baseline_s: Sequence[float], candidate_s: Sequence[float]) -> int | None:
+    """The shortest measured length from which the candidate is strictly faster than the baseline at that length
+    and at every longer one (a single faster point that noise flips back does not count); None if there is none.
+
+    lengths ascending; baseline_s and candidate_s the times measured at each length (e.g. dense and dilated
+    attention, notebook 03b).
+    """
+    lengths, baseline_s, candidate_s = list(lengths), list(baseline_s), list(candidate_s)
+    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) for n in lengths):
+        raise ValueError(f"lengths must be a non-empty list of ints, got {lengths!r}")
+    if any(b <= a for a, b in zip(lengths, lengths[1:])):
+        raise ValueError(f"lengths must be strictly ascending, got {lengths}")
+    for name, times in (("baseline_s", baseline_s), ("candidate_s", candidate_s)):
+        if len(times) != len(lengths):
+            raise ValueError(f"{name} must hold one time per length ({len(lengths)}), got {len(times)}")
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) for t in times):
+            raise ValueError(f"{name} must be finite numbers (seconds), got {times!r}")
+    faster = [c < b for b, c in zip(baseline_s, candidate_s)]
+    return next((n for i, n in enumerate(lengths) if all(faster[i:])), None)

@@ -245,3 +245,20 @@ def test_layers_wrong_answers():
 
     hint(checks.check_layers_for_full_reach, wreck)  # mutating its inputs to a dense pattern: wrong depth
     assert checks.check_layers_for_full_reach(lambda *a: None if layers_right(*a) is None else np.int64(layers_right(*a)))
+
+
+def test_one_pattern_attention_refuses_a_dense_masked_attention():
+    """Section 3's dense attention under the pattern's mask gives the right numbers without gathering anything:
+    the checker poisons the positions a pattern skips, which only a gather never reads."""
+    import math
+
+    def dense(q, k, v, segment_len, dilation):
+        n, d = q.shape
+        pos = torch.arange(n)
+        keep = pos % dilation == 0
+        mask = ((pos[:, None] // segment_len) == (pos[None, :] // segment_len)) & keep[:, None] & keep[None, :]
+        scores = (q @ k.T / math.sqrt(d)).masked_fill(~mask, float("-inf"))
+        return torch.nan_to_num(torch.softmax(scores, -1)) @ v * keep[:, None]
+
+    with pytest.raises(checks.CheckFailed, match="reads positions the pattern does not keep"):
+        checks.check_one_pattern_attention(dense)

@@ -46,3 +46,16 @@ def test_call_turns_a_library_call_into_a_hint():
 def test_ruler_checkers_reject_the_library_answer(check, cheat, capsys):
     with pytest.raises(checks.CheckFailed, match="write it yourself"):
         check(cheat)
+
+
+@pytest.mark.parametrize("check, cheat", [
+    (checks.check_choose_k, lambda sizes, fixed, budget: __import__("lclib.checks.retrieval", fromlist=["_"])._choose_k(sizes, fixed, budget)),
+    (checks.check_answerable_pairs, lambda mask, layers, n: __import__("lclib.checks.dilated_model", fromlist=["_"])._answerable(mask, layers, n)),
+    (checks.check_crossover_length, lambda lengths, dense, sparse: __import__("lclib.checks.dilated_model", fromlist=["_"])._crossover(lengths, dense, sparse)),
+    (checks.check_crossover_length, lambda lengths, dense, sparse: __import__("lclib.kernels", fromlist=["_"]).crossover_length(lengths, dense, sparse)),
+    (checks.check_yarn_gamma, lambda f, L, bf=32.0, bs=1.0: __import__("lclib.checks.scaling", fromlist=["_"])._paper_gamma(f, L, bf, bs)),
+])
+def test_checkers_reject_their_own_private_references(check, cheat):
+    """A checker's reference lives in lclib.checks; importing it from there is no more an answer than the library's."""
+    with pytest.raises(checks.CheckFailed, match="write it yourself"):
+        check(cheat)

@@ -93,3 +93,13 @@ def test_peak_memory_sees_the_score_matrix_and_sdpa_does_without_it():
     assert kernels.peak_memory(lambda: None) == 0
     with pytest.raises(TypeError, match="fn must be callable"):
         kernels.peak_memory(3)
+
+
+def test_crossover_length_needs_the_candidate_faster_from_there_on():
+    assert kernels.crossover_length([1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0]) == 4  # a flip back does not count
+    assert kernels.crossover_length([1, 2], [1.0, 1.0], [1.0, 1.0]) is None  # equal is not faster
+    assert kernels.crossover_length([1, 2], [2.0, 2.0], [1.0, 1.0]) == 1
+    for bad, match in ((([2, 1], [1.0, 1.0], [1.0, 1.0]), "ascending"), (([1, 2], [1.0], [1.0, 1.0]), "baseline_s"),
+                       (([1, 2], [1.0, 1.0], [1.0, float("nan")]), "candidate_s"), (([], [], []), "lengths")):
+        with pytest.raises(ValueError, match=match):
+            kernels.crossover_length(*bad)

@@ -107,16 +107,35 @@ def hidden(*functions: Callable) -> Iterator[None]:
             f.__code__ = code
 
 
+@functools.cache
+def checker_references() -> tuple[Callable, ...]:
+    """Every private module-level function of the checker modules (their references, variants and hints): an
+    answer that imports one from lclib.checks would pass without the idea, so they are hidden like the library's."""
+    import importlib
+    import pkgutil
+
+    from .. import checks
+
+    found = []
+    for info in pkgutil.iter_modules(checks.__path__):
+        if info.name == "common":  # this module's own helpers run the hiding itself
+            continue
+        module = importlib.import_module(f"{checks.__name__}.{info.name}")
+        found += [obj for name, obj in vars(module).items() if name.startswith("_") and isinstance(obj, types.FunctionType)
+                  and obj.__module__ == module.__name__ and not obj.__code__.co_freevars]
+    return tuple(found)
+
+
 def call(fn: Callable, /, *, hide: Sequence[Callable] = (), **inputs: object) -> object:
     """fn(*inputs.values()) on deep copies of the inputs; its exception becomes a hint that names them.
 
     Copies keep the checker's own inputs intact whatever fn does to its arguments. The library functions in
-    `hide` (those that are the exercise's answer) raise while fn runs. NotImplementedError passes through:
-    it marks an untouched stub, which the checker reports as not done.
+    `hide` (those that are the exercise's answer), and the checker modules' own private references, raise while
+    fn runs. NotImplementedError passes through: it marks an untouched stub, which the checker reports as not done.
     """
     args = copy.deepcopy(list(inputs.values()))
     try:
-        with hidden(*hide):
+        with hidden(*dict.fromkeys([*hide, *checker_references()])):
             return fn(*args)
     except NotImplementedError:
         raise

@@ -152,4 +152,21 @@ def check_one_pattern_attention(fn: Callable[..., torch.Tensor]) -> str:
             raise CheckFailed("scale the scores by 1/sqrt(head_dim) before the softmax.")
         raise CheckFailed(f"{where}: kept rows differ. Gather x.view(n // w, w, d)[:, ::r], run softmax attention "
                           "inside each segment's block, and scatter the rows back to positions s*w + j*r.")
-    return "your gather / attend / scatter matches lclib.dilated for one pattern."
+    # A gather reads only the positions the pattern keeps. Poison the others with NaN: a dense attention under a
+    # mask (every pair computed, most thrown away) multiplies their values by weight 0, and 0 * NaN is NaN.
+    n, w, r = 32, 8, 2
+    q, k, v = torch.randn(3, n, 8, generator=gen, dtype=torch.float64).unbind(0)
+    want = dilated.dilated_attention(q[None, None], k[None, None], v[None, None], [w], [r])[0, 0]
+    dropped = torch.ones(n, dtype=torch.bool)
+    dropped[::r] = False
+    q, k, v = (t.masked_fill(dropped[:, None], float("nan")) for t in (q, k, v))
+    raw = call(fn, q=q, k=k, v=v, segment_len=w, dilation=r, hide=(dilated.dilated_attention, dilated.dilated_attention_reference))
+    if isinstance(raw, torch.Tensor) and raw.shape == want.shape and bool(raw.detach()[~dropped].isnan().any()):
+        raise CheckFailed("your function reads positions the pattern does not keep: with NaN there, the kept rows come "
+                          "out NaN. A dense attention under a mask computes every pair and throws most away; gather "
+                          "the kept positions first, x.view(n // w, w, d)[:, ::r], as the exercise asks.")
+    got = as_tensor(raw, want.shape, f"seq_len={n}, w={w}, r={r}, with NaN at the positions not kept", like="v")
+    if not close(got, want):
+        raise CheckFailed("with NaN at the positions the pattern does not keep, your answer changed: read only the "
+                          "kept positions, and write 0 in the rows not kept.")
+    return "your gather / attend / scatter matches lclib.dilated for one pattern, and reads nothing else."

@@ -53,15 +53,19 @@ def check_effective_length(fn: Callable[[dict, float], int]) -> str:
 @checker
 def check_vt_reader(fn: Callable[[str], list[str]]) -> str:
     """fn(prompt) must return the variables of the asked chain, read from a variable-tracking prompt."""
-    for seed in range(6):
-        s = tasks.make_sample("vt", 400, seed, num_chains=2 if seed % 2 else 1, num_hops=2 + seed % 3,
-                              layout="sentences", example=False)  # the exercise reads "VAR B = VAR A." sentences
-        where = f"seed {seed}"
+    cases = [dict(length=400, seed=seed, num_chains=2 if seed % 2 else 1, num_hops=2 + seed % 3, layout="sentences",
+                  example=False) for seed in range(6)]  # the lab's "VAR B = VAR A." sentences
+    cases += [dict(length=length, seed=seed) for seed, length in ((10, 600), (11, 1200), (12, 2000))]  # RULER's lines
+    for case in cases:
+        params = {k: v for k, v in case.items() if k not in ("length", "seed")}
+        s = tasks.make_sample("vt", case["length"], case["seed"], **params)
+        where = f"{case.get('layout', 'lines')} layout, seed {case['seed']}, {case['length']} tokens"
         got = as_strings(call(fn, prompt=s.prompt), where, "a list of variable names (str)")
         if sorted(got) != sorted(s.answers):
             missing, extra = sorted(set(s.answers) - set(got)), sorted(set(got) - set(s.answers))
             repeated = sorted({x for x in got if got.count(x) > 1})
             detail = f"missing {missing}, extra {extra}" if missing or extra else f"repeated {describe(repeated)}"
-            raise CheckFailed(f"{where}: {detail}. Start from the variable assigned the "
-                              "asked value, then follow 'VAR B = VAR A' lines in order of appearance.")
+            raise CheckFailed(f"{where}: {detail}. Start from the variable assigned the asked value (the last "
+                              "question's), then follow 'VAR B = VAR A' assignments in order of appearance; RULER "
+                              "writes them one per line with no full stop, the lab's layout as sentences.")
     return "your reader follows every chain: the task is answerable at any length, so a miss is the model's."
