@@ -6,13 +6,14 @@ PY     := $(VENV)/bin/python
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 CONSTRAINTS := $(if $(HAS_GPU),,-c constraints-cpu.txt)
 
-.PHONY: help install run test test-unit test-notebooks test-browser lab student bench reproduce clean
+.PHONY: help install run test test-unit test-notebooks test-browser lab student nbgrader bench reproduce clean
 
 help:
 	@echo "make run      execute every notebook (full profile), regenerate figures/"
 	@echo "make test     unit tests + nbval over every notebook (reduced profile) + browser test"
 	@echo "make lab      open JupyterLab on notebooks/"
 	@echo "make student  write a student copy (no outputs, no solutions) to build/student/"
+	@echo "make nbgrader write an nbgrader course source (answer cells, locked tests, points) to build/nbgrader/"
 	@echo "make test-unit / test-notebooks / test-browser   one part of make test"
 	@echo "make bench    run the benchmarks (print measured ratios)"
 	@echo "make reproduce  retrain one shipped model per notebook (03b, 04, 05) and compare with the weights"
@@ -20,7 +21,7 @@ help:
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,hf]'
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,hf,teach]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -50,6 +51,9 @@ lab: install
 
 student: install
 	$(PY) tools/student_copy.py notebooks build/student
+
+nbgrader: install
+	$(PY) tools/nbgrader_course.py notebooks build/nbgrader
 
 reproduce: install
 	$(PY) tools/reproduce.py
