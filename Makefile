@@ -6,11 +6,12 @@ PY     := $(VENV)/bin/python
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 CONSTRAINTS := $(if $(HAS_GPU),,-c constraints-cpu.txt)
 
-.PHONY: help install run test test-unit test-notebooks test-browser lab student nbgrader bench reproduce clean
+.PHONY: help install run times test test-unit test-notebooks test-browser lab student nbgrader bench reproduce clean
 
 help:
 	@echo "make run      execute every notebook (full profile), regenerate figures/"
 	@echo "make test     unit tests + nbval over every notebook (reduced profile) + browser test"
+	@echo "make times    time the reduced profile too, then write each notebook's 'Time needed' from both runs"
 	@echo "make lab      open JupyterLab on notebooks/"
 	@echo "make student  write a student copy (no outputs, no solutions) to build/student/"
 	@echo "make nbgrader write an nbgrader course source (answer cells, locked tests, points) to build/nbgrader/"
@@ -29,6 +30,10 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) tools/run_notebooks.py $(or $(NB),notebooks)
+
+times: install
+	$(PY) tools/run_notebooks.py --fast notebooks/*.ipynb
+	$(PY) tools/notebook_times.py --write
 
 test: install
 	sh tools/ensure_browser.sh

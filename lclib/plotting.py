@@ -1,4 +1,4 @@
-"""One plot style for the collection, one figure saver, and small plot helpers.
+"""One plot style for the collection, one figure saver, figures shown with alt text, and small plot helpers.
 
 Helpers take data and an optional ``ax``, return the axes, and never call ``plt.show()``.
 This module knows nothing of models or notebooks.
@@ -49,6 +49,32 @@ def save_fig(fig: mpl.figure.Figure, name: str) -> list[Path]:
     fig.savefig(png, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return [png, svg]
+
+
+MIN_ALT_WORDS = 8  # "A figure." describes nothing: say what is plotted and what it shows
+
+
+def show(fig: mpl.figure.Figure, alt: str, save_as: str | None = None) -> None:
+    """Display fig inline with alt text, save it as figures/<save_as> when named (save_fig), then close it.
+
+    alt says what a reader who cannot see the picture needs: the kind of chart, its axes, and what it
+    shows, with the numbers computed on this run. It travels with the image in the notebook (output
+    metadata "alt", which HTML exports put on the <img>) and as the output's plain-text form.
+    """
+    if not isinstance(fig, mpl.figure.Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    if not isinstance(alt, str):
+        raise TypeError(f"alt must be a str describing the figure, got {type(alt).__name__}")
+    if len(alt.split()) < MIN_ALT_WORDS:
+        raise ValueError(f"alt must describe the figure in at least {MIN_ALT_WORDS} words, got {alt!r}")
+    if save_as is not None:
+        save_fig(fig, save_as)
+    from IPython.core.pylabtools import print_figure
+    from IPython.display import display
+
+    png = print_figure(fig, "png", bbox_inches="tight", base64=True)  # what the inline backend would show
+    display({"image/png": png, "text/plain": alt}, metadata={"image/png": {"alt": alt}}, raw=True)
+    plt.close(fig)  # shown once: the inline backend must not draw it again at the end of the cell
 
 
 def _check_ax(ax: object) -> None:

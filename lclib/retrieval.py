@@ -184,14 +184,27 @@ def split_context(sample: Sample, unit: str = "sentence") -> Split:
     return Split(head, [t + s for t, s in zip(texts, seps)], tail)
 
 
-def _arrange(ranked: list[int], order: str) -> list[int]:
+def arrange(ranked: Sequence[int], order: str) -> list[int]:
+    """Chunk indices ranked best first, put in the order the reader will see them (ORDERS).
+
+    "document": as they stand in the document; "best_first"; "best_last" (the best right before the
+    question); "ends": ranks 1, 3, 5, ... from the front and 2, 4, ... from the back, so the best two sit
+    at the two ends. arrange(range(24), order).index(r) is the slot where rank r (0 = best) lands.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}")
+    if isinstance(ranked, (str, bytes)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ranked):
+        raise TypeError(f"ranked must be a sequence of int chunk indices, got {ranked!r}")
+    ranked = list(ranked)
+    if len(set(ranked)) != len(ranked):
+        raise ValueError(f"ranked must not repeat a chunk index, got {ranked!r}")
     if order == "document":
         return sorted(ranked)
     if order == "best_first":
-        return list(ranked)
-    if order == "best_last":  # the best chunk right before the question
+        return ranked
+    if order == "best_last":
         return ranked[::-1]
-    return ranked[0::2] + ranked[1::2][::-1]  # "ends": ranks 1, 3, 5, ... from the front, 2, 4, ... from the back
+    return ranked[0::2] + ranked[1::2][::-1]
 
 
 class RagPrompt(NamedTuple):
@@ -217,7 +230,7 @@ def rag_prompt(sample: Sample, retriever: Retriever, k: int, order: str = "docum
     _check_k(k)
     head, texts, seps, tail = _split(sample, unit)
     retriever.index(texts)
-    chosen = _arrange([i for i, _ in retriever.search(tail, k)], order)
+    chosen = arrange([i for i, _ in retriever.search(tail, k)], order)
     joiner = Counter(seps[:-1]).most_common(1)[0][0] if len(seps) > 1 else " "
     prompt = head + joiner.join(texts[i] for i in chosen) + tail
     tok = W.default_tokenizer() if tokenizer is None else tokenizer

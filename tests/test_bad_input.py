@@ -33,6 +33,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 import lclib
 from lclib import dilated, model, plotting, probes, profile, repro, rope, scaling, spectrum, tasks, train
@@ -605,6 +606,11 @@ case("plotting.save_fig", "name-absolute", ValueError, "name", lambda: plotting.
 case("plotting.save_fig", "name-parent", ValueError, "name", lambda: plotting.save_fig(None, "../x"))
 case("plotting.save_fig", "name-int", ValueError, "name", lambda: plotting.save_fig(None, 7))
 case("plotting.save_fig", "fig-not-a-figure", TypeError, "fig", lambda: plotting.save_fig("figure", "test/x"))
+case("plotting.show", "fig-not-a-figure", TypeError, "fig", lambda: plotting.show("figure", "a line chart of one thing against another"))
+case("plotting.show", "alt-none", TypeError, "alt", lambda: plotting.show(Figure(), None))
+case("plotting.show", "alt-too-short", ValueError, "alt", lambda: plotting.show(Figure(), "a figure"))
+case("plotting.show", "save_as-absolute", ValueError, "name",
+     lambda: plotting.show(Figure(), "a line chart of one thing against another", save_as="/tmp/x"))
 case("plotting.heatmap", "data-1d", ValueError, "data", lambda: plotting.heatmap([1.0, 2.0]))
 case("plotting.heatmap", "data-str", TypeError, "data", lambda: plotting.heatmap([["a", "b"]]))
 case("plotting.heatmap", "x-labels-too-few", ValueError, r"\bx\b", lambda: plotting.heatmap([[1.0] * 4] * 3, x=[1, 2]))

@@ -1,5 +1,6 @@
 """The shared parts: profile switch, seeding, figure saving, environment.yml, checkers."""
 
+import base64
 import os
 import re
 import subprocess
@@ -65,6 +66,24 @@ def test_save_fig_writes_png_and_svg_reproducibly(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="name"):
         plotting.save_fig(fig, "/abs/path")
     plt.close("all")
+
+
+def test_show_displays_the_figure_with_its_alt_text_and_closes_it(tmp_path, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append((a, k)))
+    monkeypatch.setenv("LCLIB_FIGURES", str(tmp_path))
+    monkeypatch.setattr(profile, "FAST", False)
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3], [1, 4, 9])
+    alt = "Line chart of y against x: three points rising from 1 to 9."
+    plotting.show(fig, alt, save_as="00_test/shown")
+    (bundle,), kwargs = shown[0]
+    assert bundle["text/plain"] == alt and kwargs["metadata"] == {"image/png": {"alt": alt}} and kwargs["raw"]
+    assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG, base64 as Jupyter stores it
+    assert (tmp_path / "00_test/shown.png").exists()
+    assert not plt.fignum_exists(fig.number)  # closed: the inline backend will not draw it a second time
 
 
 def test_heatmap_returns_axes_and_rejects_1d():

@@ -257,6 +257,26 @@ def test_rag_prompt_keeps_the_top_k_in_the_asked_order():
     assert s.answers[0] in one.prompt and one.tokens < 100  # instruction, one needle, question: 89 tokens of 2048
 
 
+def test_arrange_places_each_rank_where_its_order_says():
+    slot = {o: [retrieval.arrange(range(24), o).index(r) for r in range(3)] for o in retrieval.ORDERS}
+    assert slot["best_first"] == [0, 1, 2] and slot["best_last"] == [23, 22, 21]
+    assert slot["ends"] == [0, 23, 1]  # the best two at the two ends, the third next to the best
+    assert retrieval.arrange([7, 2, 9], "document") == [2, 7, 9]
+    assert retrieval.arrange([], "ends") == []
+
+
+@pytest.mark.parametrize("ranked, order, error, match", [
+    ([0, 1], "middle", ValueError, "order must be one of"),
+    ([0, 0], "ends", ValueError, "must not repeat"),
+    ("012", "ends", TypeError, "ranked must be a sequence of int"),
+    ([0, 1.0], "ends", TypeError, "ranked must be a sequence of int"),
+    ([True], "ends", TypeError, "ranked must be a sequence of int"),
+])
+def test_arrange_rejects_bad_input(ranked, order, error, match):
+    with pytest.raises(error, match=match):
+        retrieval.arrange(ranked, order)
+
+
 def test_rag_prompt_with_every_chunk_is_the_prompt():
     for s, unit in ((lab("niah_single_1", 1024, 0), "sentence"), (make_sample("niah_single_1", 1024, 0), "line")):
         n = len(split_context(s, unit).chunks)
@@ -314,4 +334,4 @@ def test_a_query_with_no_known_term_scores_zero_and_returns_the_first_chunks():
 def test_every_public_name_is_tested_here():
     public = {n for n in dir(retrieval) if not n.startswith("_") and getattr(getattr(retrieval, n), "__module__", None) == retrieval.__name__}
     assert public == {"BM25", "Retriever", "Split", "RagPrompt", "words", "split_context", "rag_prompt",
-                      "answer_chunks", "recall_at_k", "iterative_retrieve"}
+                      "answer_chunks", "recall_at_k", "iterative_retrieve", "arrange"}

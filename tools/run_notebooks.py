@@ -2,12 +2,17 @@
 
 Used by `make run` (full profile: outputs and figures/ regenerated) and handy for one notebook:
     python tools/run_notebooks.py notebooks/01_rope_from_scratch.ipynb
-Pass --fast to run the reduced profile without writing anything back.
+Pass --fast to run the reduced profile without writing the notebook back.
+Each notebook that runs cleanly has its wall time, and the cells that took over a minute, recorded
+in notebooks/run_times.json under its profile ("full" or "reduced"): the notebooks' "Time needed"
+sections and the README's teacher table state these times (tools/notebook_times.py writes them).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import sys
 import time
@@ -18,6 +23,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 NOISY_NOTEBOOK_KEYS = ("widgets",)  # widget state differs every run and bloats the file
+TIMES = Path(__file__).resolve().parents[1] / "notebooks" / "run_times.json"
+LONG_CELL_S = 60.0  # cells slower than this are recorded by index, so the notebook can say so beside them
 
 
 def find_notebooks(paths: list[str]) -> list[Path]:
@@ -33,10 +40,20 @@ def find_notebooks(paths: list[str]) -> list[Path]:
     return found
 
 
-def run_one(path: Path, fast: bool, timeout: int) -> tuple[str, float]:
+def _cell_seconds(cell) -> float:
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not start or not end:
+        return 0.0
+    parse = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def run_one(path: Path, fast: bool, timeout: int) -> tuple[str, float, dict[int, float]]:
+    """Execute one notebook; returns its status, wall time and the cells over LONG_CELL_S (index: seconds)."""
     nb = nbformat.read(path, as_version=4)
     os.environ["LCLIB_FAST"] = "1" if fast else "0"
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     status = "ok"
@@ -47,11 +64,27 @@ def run_one(path: Path, fast: bool, timeout: int) -> tuple[str, float]:
         print(f"--- {path}: the failing cell and its traceback (end) ---", file=sys.stderr)
         print("\n".join(str(err).strip().splitlines()[-25:]), file=sys.stderr)
     elapsed = time.perf_counter() - start
+    long_cells = {i: round(_cell_seconds(c), 1) for i, c in enumerate(nb.cells) if _cell_seconds(c) > LONG_CELL_S}
+    for cell in nb.cells:  # timestamps differ every run: measured here, never written into the notebook
+        cell.get("metadata", {}).pop("execution", None)
     if not fast and status == "ok":
         for key in NOISY_NOTEBOOK_KEYS:
             nb.metadata.pop(key, None)
         nbformat.write(nb, path)
-    return status, elapsed
+    return status, elapsed, long_cells
+
+
+def record_time(path: Path, fast: bool, elapsed: float, long_cells: dict[int, float]) -> None:
+    """Keep this run's wall time in notebooks/run_times.json, under the notebook and its profile."""
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    try:
+        key = path.resolve().relative_to(TIMES.parent).as_posix()
+    except ValueError:  # a notebook outside notebooks/ (a copy): nothing to record
+        return
+    times.setdefault(key, {})["reduced" if fast else "full"] = {
+        "seconds": round(elapsed, 1), "cpu_cores": os.cpu_count(),
+        "long_cells": {str(i): s for i, s in sorted(long_cells.items())}}
+    TIMES.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
 
 
 def main() -> int:
@@ -63,8 +96,10 @@ def main() -> int:
     failures = 0
     total = time.perf_counter()
     for path in find_notebooks(args.paths):
-        status, elapsed = run_one(path, args.fast, args.timeout)
+        status, elapsed, long_cells = run_one(path, args.fast, args.timeout)
         failures += status != "ok"
+        if status == "ok":
+            record_time(path, args.fast, elapsed, long_cells)
         print(f"{status:<8} {elapsed:7.1f} s  {path}", flush=True)
     print(f"{'all ok' if not failures else f'{failures} failed'} in {time.perf_counter() - total:.1f} s")
     return 1 if failures else 0
