@@ -20,7 +20,8 @@ Two implementations give one answer: :func:`dilated_attention_reference` on the 
 mask (for teaching and tests) and :func:`dilated_attention`, which views each pattern's rows as
 dense blocks, runs a fused attention kernel on them and merges the outputs in place with the lse
 weights, in time O(n * sum_i w_i / r_i^2) and, beyond the output, memory for the lse and one
-block; its gradients are exact too, so a model can be trained through it. :func:`edge_counts` counts what that saves,
+block; its gradients are exact too (second derivatives through a dense form), so a model can be
+trained through it. :func:`edge_counts` counts what that saves,
 :func:`reach` what several layers connect, and :func:`make_attention` fixes the patterns to give a
 model an attention function ``(q, k, v, causal) -> out``.
 """
@@ -34,7 +35,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 LSE_CHUNK = 1 << 18  # scores per chunk of the plain-PyTorch softmax and its backward (1 MB in float32: near cache)
 # Bounds that turn an absurd request into a ValueError instead of an allocation failure or a loop without end:
@@ -298,10 +298,12 @@ def _mix(out: Tensor, lse: Tensor, out_i: Tensor, lse_i: Tensor) -> tuple[Tensor
 
     out (..., D) holds sum_i exp(lse_i - lse) O_i and lse (...) the running log sum_i exp(lse_i);
     a query no pattern has selected yet has out 0 and lse -inf, so exp(-inf) = 0 removes it.
-    Out of place, so that autograd can differentiate the reference.
+    Out of place, so that autograd can differentiate the reference, twice: no -inf - -inf anywhere.
     """
-    new = torch.logaddexp(lse, lse_i)
-    shift = new.masked_fill(new == -math.inf, 0.0)  # both -inf: keep weights 0, not nan
+    old_inf, new_inf = lse == -math.inf, lse_i == -math.inf  # logaddexp's own derivative is NaN at -inf
+    both = torch.logaddexp(lse.masked_fill(old_inf, 0.0), lse_i.masked_fill(new_inf, 0.0))
+    new = torch.where(old_inf, lse_i, torch.where(new_inf, lse, both))
+    shift = new.masked_fill(new == -math.inf, 0.0)  # selected by no pattern yet: weights 0, not NaN
     return out * torch.exp(lse - shift).unsqueeze(-1) + out_i * torch.exp(lse_i - shift).unsqueeze(-1), new
 
 
@@ -325,9 +327,11 @@ def dilated_attention_reference(q: Tensor, k: Tensor, v: Tensor, segment_lengths
     lse = torch.full((b, h, n), -math.inf, dtype=out.dtype, device=v.device)
     for w, r in patterns:
         mask = pattern_mask(n, w, r, h, causal).to(q.device)                  # (H, n, n)
-        masked = scores.masked_fill(~mask, -math.inf).to(out.dtype)
+        empty = ~mask.any(-1, keepdim=True)                                   # (H, n, 1): rows not selected
+        masked = scores.masked_fill(~mask, -math.inf).to(out.dtype).masked_fill(empty, 0.0)  # no all -inf row
         lse_i = torch.logsumexp(masked, dim=-1)                               # (B, H, n)
-        probs = torch.exp(masked - lse_i.unsqueeze(-1)).nan_to_num(0.0)       # empty rows: 0
+        probs = torch.exp(masked - lse_i.unsqueeze(-1)).masked_fill(empty, 0.0)  # empty rows: 0
+        lse_i = lse_i.masked_fill(empty[..., 0], -math.inf)                   # and weight 0
         out, lse = _mix(out, lse, probs @ v.to(out.dtype), lse_i)
     return out.to(v.dtype)
 
@@ -577,10 +581,36 @@ class _DilatedFunction(torch.autograd.Function):
         return out.to(v.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dout: Tensor):
         q, k, v, out, lse = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: these gradients will be differentiated again
+            return (*_differentiable_grads(dout, q, k, v, *ctx.config[:2]), None, None, None)
         return (*_backward(dout, q, k, v, out, lse, *ctx.config), None, None, None)
+
+
+def _differentiable_grads(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, patterns: list[tuple[int, int]],
+                          causal: bool) -> tuple[Tensor | None, ...]:
+    """The gradients for q, k, v as a graph autograd can differentiate again (a gradient penalty, a Hessian).
+
+    The fused backward (:func:`_backward`) gives numbers, not a graph: differentiating it again would
+    silently drop every second-order term. Here autograd runs through the dense form of the same
+    attention, softmax(q k^T / sqrt(d) + log multiplicity) v (module docstring), with rows no pattern
+    selects set to 0: O(n^2) memory, refused beyond MAX_MASK_ELEMENTS scores.
+    """
+    b, h, n, d = q.shape
+    if b * h * n * n > MAX_MASK_ELEMENTS:
+        raise ValueError(f"q: a second derivative of dilated_attention (create_graph=True) builds the dense "
+                         f"(batch, heads, n, n) = {(b, h, n, n)} scores, at most {MAX_MASK_ELEMENTS}; "
+                         "use shorter sequences or first-order gradients")
+    acc = torch.float64 if v.dtype == torch.float64 else torch.float32
+    count = multiplicity(n, [w for w, _ in patterns], [r for _, r in patterns], h, causal).to(q.device)  # (H, n, n)
+    empty = (count == 0).all(-1, keepdim=True)                                 # (H, n, 1): selected by no pattern
+    scores = q.to(acc) @ k.to(acc).transpose(-1, -2) / math.sqrt(d) + count.to(acc).log()  # (B, H, n, n)
+    probs = scores.masked_fill(empty, 0.0).softmax(-1).masked_fill(empty, 0.0)  # no -inf row: no NaN, even twice
+    out = probs @ v.to(acc)                                                    # (B, H, n, Dv)
+    wanted = [x for x in (q, k, v) if x.requires_grad]
+    grads = iter(torch.autograd.grad(out, wanted, dout.to(acc), create_graph=True))
+    return tuple(next(grads) if x.requires_grad else None for x in (q, k, v))
 
 
 def dilated_attention(q: Tensor, k: Tensor, v: Tensor, segment_lengths: int | Sequence[int],
@@ -600,7 +630,8 @@ def dilated_attention(q: Tensor, k: Tensor, v: Tensor, segment_lengths: int | Se
     chunks by :func:`_block_softmax`. ``kernel="softmax"`` computes output and lse in that chunked
     pass, plain PyTorch everywhere (1.4-1.7x slower per pair on the CPU in our runs). Both are exact
     at any score scale (max-shifted); their gradients are the softmax backward with the mixture's
-    lse (:func:`_block_backward`), and no n x n matrix is ever built.
+    lse (:func:`_block_backward`), and no n x n matrix is ever built. Second derivatives (a backward
+    with create_graph=True, then another backward) are exact too, through a dense O(n^2) form.
     Shapes: q, k (batch, heads, seq_len, head_dim); v (batch, heads, seq_len, v_dim); output like v.
     Scale 1 / sqrt(head_dim).
     """
@@ -611,6 +642,13 @@ def dilated_attention(q: Tensor, k: Tensor, v: Tensor, segment_lengths: int | Se
     if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
         return _DilatedFunction.apply(q, k, v, patterns, causal, kernel)
     return _forward(q, k, v, patterns, causal, kernel)[0].to(v.dtype)
+
+
+def _spec(form: str, segment_lengths: int | Sequence[int], dilation_rates: int | Sequence[int], **extra: str) -> dict:
+    """The attention a make_* function returns, as JSON data: lclib.train.save stores it, load rebuilds it."""
+    patterns = _patterns(segment_lengths, dilation_rates)
+    return {"kind": "dilated", "form": form, "segment_lengths": [w for w, _ in patterns],
+            "dilation_rates": [r for _, r in patterns], **extra}
 
 
 def make_attention(segment_lengths: int | Sequence[int], dilation_rates: int | Sequence[int], *,
@@ -628,6 +666,7 @@ def make_attention(segment_lengths: int | Sequence[int], dilation_rates: int | S
         return dilated_attention(q, k, v, segment_lengths, dilation_rates, causal, kernel=kernel)
 
     attention.__doc__ = f"Dilated attention with w={segment_lengths}, r={dilation_rates} (lclib.dilated)."
+    attention.spec = _spec("gather", segment_lengths, dilation_rates, kernel=kernel)  # as data, for train.save
     return attention
 
 
@@ -651,4 +690,5 @@ def make_bias_attention(segment_lengths: int | Sequence[int], dilation_rates: in
         return F.scaled_dot_product_attention(q, k, v, attn_mask=cache[(n, h, causal)].to(q.device, q.dtype))
 
     attention.__doc__ = f"Dilated attention as a biased dense call, w={segment_lengths}, r={dilation_rates} (lclib.dilated)."
+    attention.spec = _spec("bias", segment_lengths, dilation_rates)  # as data, for train.save
     return attention

@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import numbers
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -30,12 +31,21 @@ from .rope import LAYOUTS
 RopeFn = Callable[[Tensor, Tensor, Tensor, str], Tensor]
 
 
-def rope_fused(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Tensor:
-    """RoPE as one fusable expression (differentiable; no out= writes, no checks inside).
+def _check_rope(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> None:
+    for name, value in (("x", x), ("cos", cos), ("sin", sin)):
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
+                            f"{value.dtype if isinstance(value, Tensor) else type(value).__name__}")
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if x.dim() < 2 or x.shape[-1] % 2 or x.shape[-1] == 0 or cos.shape != (x.shape[-2], x.shape[-1] // 2) \
+            or sin.shape != cos.shape:
+        raise ValueError(f"cos and sin must have shape (T, head_dim // 2) for x of shape (..., T, head_dim) "
+                         f"with an even head_dim; got x {tuple(x.shape)}, cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
 
-    Shapes: x (..., T, hs); cos, sin (T, hs/2); returns like x. Same result as
-    lclib.rope.apply_rope_cached(x, cos, sin, layout).
-    """
+
+def _rope(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> Tensor:
+    """The expression alone, no checks: what torch.compile fuses."""
     half = x.shape[-1] // 2
     if layout == "half":
         x1, x2 = x[..., :half], x[..., half:]  # pair i is (i, i + d/2)
@@ -44,9 +54,19 @@ def rope_fused(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Ten
     return torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)
 
 
+def rope_fused(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Tensor:
+    """RoPE as one fusable expression (differentiable; no out= writes), after checking its inputs.
+
+    Shapes: x (..., T, hs); cos, sin (T, hs/2); returns like x. Same result as
+    lclib.rope.apply_rope_cached(x, cos, sin, layout).
+    """
+    _check_rope(x, cos, sin, layout)
+    return _rope(x, cos, sin, layout)
+
+
 @functools.cache
 def _compiled() -> RopeFn:
-    return torch.compile(rope_fused)
+    return torch.compile(_rope)
 
 
 def compiled_rope(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> Tensor:
@@ -54,14 +74,7 @@ def compiled_rope(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half") -> 
 
     Checks its inputs eagerly, then runs the compiled kernel. Shapes as in rope_fused.
     """
-    for name, value in (("x", x), ("cos", cos), ("sin", sin)):
-        if not isinstance(value, Tensor) or not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(value).__name__}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if x.dim() < 2 or x.shape[-1] % 2 or cos.shape != (x.shape[-2], x.shape[-1] // 2) or sin.shape != cos.shape:
-        raise ValueError(f"cos and sin must have shape (T, head_dim // 2) for x of shape (..., T, head_dim) "
-                         f"with an even head_dim; got x {tuple(x.shape)}, cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
+    _check_rope(x, cos, sin, layout)
     return _compiled()(x, cos, sin, layout)
 
 
@@ -75,21 +88,41 @@ def check_compiler() -> None:
                            f"compiler on the CPU, Triton on a GPU); use the eager path instead. Cause: {err}") from err
 
 
+MAX_SCORES = 1 << 29  # B * nh * T * S of attention_materialised: 2 GiB of float32 scores (notebook 06 uses 2^28)
+
+
 def attention_materialised(q: Tensor, k: Tensor, v: Tensor, causal: bool = True) -> Tensor:
     """softmax(q k^T / sqrt(hs) + mask) v with the whole (T, S) score matrix built: the memory reference.
 
-    Shapes: q (B, nh, T, hs); k, v (B, nh, S, hs); returns (B, nh, T, hs). With causal, query t (the
-    last T of S positions) sees keys up to S - T + t.
+    Shapes: q (B, nh, T, hs); k, v (B, nh, S, hs); returns (B, nh, T, hs). With causal, the T queries
+    are the last T of the S positions (decoding with a cache; FlashAttention 2's bottom-right
+    alignment): query t sees keys up to S - T + t. With T == S that is
+    ``scaled_dot_product_attention(is_causal=True)`` (which aligns top-left, so differs for T < S);
+    T > S is refused, since the first T - S queries would see no key (a NaN row). At most MAX_SCORES scores.
     """
     for name, value in (("q", q), ("k", k), ("v", v)):
         if not isinstance(value, Tensor) or not value.is_floating_point() or value.dim() != 4:
             raise TypeError(f"{name} must be a 4-D floating-point torch.Tensor (B, nh, T, hs), got "
-                            f"{type(value).__name__}{tuple(value.shape) if isinstance(value, Tensor) else ''}")
+                            f"{type(value).__name__}{tuple(value.shape) if isinstance(value, Tensor) else ''}"
+                            f"{' ' + str(value.dtype) if isinstance(value, Tensor) else ''}")
     if k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q (B, nh, T, hs) and k, v (B, nh, S, hs) disagree: {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    T, S = q.shape[-2], k.shape[-2]
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, nh, T, S): the n x n matrix
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise TypeError(f"k and v must have the dtype of q ({q.dtype}), got {k.dtype} and {v.dtype}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    B, nh, T, hs = q.shape
+    S = k.shape[-2]
+    if S == 0 or hs == 0:
+        raise ValueError(f"k must hold at least one key of head_dim >= 1, got k {tuple(k.shape)}")
+    if causal and T > S:
+        raise ValueError(f"q has more queries ({T}) than k has keys ({S}): with causal, queries are the last T of "
+                         f"the S positions, so the first {T - S} would see no key; pass causal=False or more keys")
+    if B * nh * T * S > MAX_SCORES:
+        raise ValueError(f"q and k would need B * nh * T * S = {B * nh * T * S} scores, more than MAX_SCORES = "
+                         f"{MAX_SCORES}; use scaled_dot_product_attention, which never builds them")
+    scores = q @ k.transpose(-1, -2) / math.sqrt(hs)  # (B, nh, T, S): the n x n matrix
     if causal:
         seen = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)  # (T, S)
         scores = scores.masked_fill(~seen, float("-inf"))
@@ -151,15 +184,18 @@ def crossover_length(lengths: Sequence[int], baseline_s: Sequence[float], candid
     lengths ascending; baseline_s and candidate_s the times measured at each length (e.g. dense and dilated
     attention, notebook 03b).
     """
+    for name, seq in (("lengths", lengths), ("baseline_s", baseline_s), ("candidate_s", candidate_s)):
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, Iterable):
+            raise TypeError(f"{name} must be a sequence of numbers, got {type(seq).__name__}")
     lengths, baseline_s, candidate_s = list(lengths), list(baseline_s), list(candidate_s)
-    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) for n in lengths):
-        raise ValueError(f"lengths must be a non-empty list of ints, got {lengths!r}")
+    if not lengths or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in lengths):
+        raise ValueError(f"lengths must be a non-empty list of positive ints, got {lengths!r}")
     if any(b <= a for a, b in zip(lengths, lengths[1:])):
         raise ValueError(f"lengths must be strictly ascending, got {lengths}")
     for name, times in (("baseline_s", baseline_s), ("candidate_s", candidate_s)):
         if len(times) != len(lengths):
             raise ValueError(f"{name} must hold one time per length ({len(lengths)}), got {len(times)}")
-        if any(isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) for t in times):
-            raise ValueError(f"{name} must be finite numbers (seconds), got {times!r}")
+        if any(isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 <= t < math.inf for t in times):
+            raise ValueError(f"{name} must be finite non-negative numbers (seconds), got {times!r}")
     faster = [c < b for b, c in zip(baseline_s, candidate_s)]
     return next((n for i, n in enumerate(lengths) if all(faster[i:])), None)

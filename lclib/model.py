@@ -30,12 +30,24 @@ from .kv_cache import KVCache
 
 POS_ENCODINGS = ("rope", "alibi", "none")
 INITS = ("torch", "gpt2")
+MAX_GENERATE_LEN = 1 << 16  # prompt + new tokens that GPT.generate reads at most: longer is refused, not run for hours
 AttentionFn = Callable[[Tensor, Tensor, Tensor, bool], Tensor]
 
 
 def _check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_tokens(name: str, tokens: object, vocab_size: int) -> Tensor:
+    """tokens (B, T): an integer tensor of ids in 0..vocab_size-1 (else an IndexError deep in nn.Embedding)."""
+    if not isinstance(tokens, Tensor) or tokens.dim() != 2:
+        raise ValueError(f"{name} must be a tensor of shape (batch, seq_len), got {getattr(tokens, 'shape', type(tokens))}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of token ids, got {tokens.dtype}")
+    if tokens.numel() and bool(((tokens < 0) | (tokens >= vocab_size)).any()):
+        raise ValueError(f"{name} must be ids in 0..{vocab_size - 1}, got {int(tokens.min())}..{int(tokens.max())}")
+    return tokens
 
 
 def _check_parts(config: object, attention_fn: object) -> None:
@@ -319,13 +331,7 @@ class GPT(nn.Module):
         cache: a lclib.kv_cache.KVCache holding the tokens read before these; tokens then sit at positions
         cache.next_position + 0..T-1, their keys and values join the cache, and positions must be None.
         """
-        if not isinstance(tokens, Tensor) or tokens.dim() != 2:
-            raise ValueError(f"tokens must be a tensor of shape (batch, seq_len), got {getattr(tokens, 'shape', type(tokens))}")
-        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-            raise TypeError(f"tokens must be an integer tensor of token ids, got {tokens.dtype}")
-        vocab = self.config.vocab_size
-        if tokens.numel() and bool(((tokens < 0) | (tokens >= vocab)).any()):  # else an IndexError deep in nn.Embedding
-            raise ValueError(f"tokens must be ids in 0..{vocab - 1}, got {int(tokens.min())}..{int(tokens.max())}")
+        _check_tokens("tokens", tokens, self.config.vocab_size)
         if positions is not None and not isinstance(positions, Tensor):
             raise TypeError(f"positions must be None or a tensor (seq_len,), got {type(positions).__name__}")
         if rope_len is not None and (isinstance(rope_len, bool) or not isinstance(rope_len, int) or rope_len < 1):
@@ -358,56 +364,146 @@ class GPT(nn.Module):
             x = block(x, cos, sin, bias)  # (B, T, C)
         return self.head(self.ln_f(x))  # (B, T, vocab)
 
-    def _forward_cached(self, tokens: Tensor, positions: Tensor | None, rope_len: int | None, cache: KVCache) -> Tensor:
-        """forward() with a KV cache: the new tokens (B, T) at positions offset by what the cache has read."""
+    def _cache_rope(self, seq_len: int) -> tuple[Any, Tensor, float] | None:
+        """(rope_scaling, inv_freq, attention_factor) that keys get at this sequence length; None without RoPE."""
+        if self.config.pos_encoding != "rope":
+            return None
+        return (self.config.rope_scaling, *self.rope_frequencies(seq_len))
+
+    def _check_cache_use(self, cache: object) -> None:
+        """The cached path's preconditions that do not depend on the tokens: a KVCache, and a model it can serve."""
         if not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a lclib.kv_cache.KVCache, got {type(cache).__name__}")
         if cache.n_layer != self.config.n_layer:
             raise ValueError(f"cache must have n_layer = {self.config.n_layer}, got {cache.n_layer}")
-        if positions is not None:
-            raise ValueError("positions must be None with a cache: the cache knows where the new tokens sit")
         if self.config.pos_encoding == "alibi":
-            raise ValueError("the KV cache path supports pos_encoding 'rope' and 'none', got 'alibi'")
+            raise ValueError("the KV cache path supports pos_encoding 'rope' and 'none', got 'alibi' "
+                             "(GPT.generate: pass use_cache=False)")
         if any(block.attn.attention_fn is not sdpa_attention for block in self.blocks):
             raise ValueError("the KV cache path reads its own attention (scaled_dot_product_attention): "
-                             "call set_attention(None) first")
-        q_pos = cache.begin(tokens.shape[1], tokens.device)  # (T,) cache.next_position + 0..T-1
+                             "call set_attention(None) first (GPT.generate: or pass use_cache=False)")
+
+    def _forward_cached(self, tokens: Tensor, positions: Tensor | None, rope_len: int | None, cache: KVCache) -> Tensor:
+        """forward() with a KV cache: the new tokens (B, T) at positions offset by what the cache has read.
+
+        Everything is checked before the cache is touched, so a refused call leaves it as it was.
+        """
+        self._check_cache_use(cache)
+        if positions is not None:
+            raise ValueError("positions must be None with a cache: the cache knows where the new tokens sit")
+        B, T = tokens.shape
+        if T == 0:
+            raise ValueError(f"tokens must hold at least one token per row with a cache, got shape {(B, T)}")
+        held = cache.layout  # (batch, n_kv_head, head_dim) of the cached keys, None while empty
+        if held is not None and held[0] != B:
+            raise ValueError(f"tokens must have the cache's batch size {held[0]}, got {B}")
+        if held is not None and held[1:] != (self.n_kv_head, self.config.head_dim):
+            raise ValueError(f"cache holds keys of n_kv_head={held[1]}, head_dim={held[2]}, the model now makes "
+                             f"n_kv_head={self.n_kv_head}, head_dim={self.config.head_dim} (group_kv_heads between "
+                             "cached steps?): start a new KVCache")
+        if held is not None and cache.keys[0].device != tokens.device:
+            raise ValueError(f"tokens must be on the cache's device {cache.keys[0].device}, got {tokens.device}")
+        seq_len = rope_len if rope_len is not None else cache.next_position + T  # as forward(): max position + 1
+        keys_rope = self._cache_rope(seq_len)  # (rope_scaling, inv_freq, attention_factor), or None
+        q_pos = cache.begin(T, tokens.device, keys_rope)  # (T,) cache.next_position + 0..T-1
         cos = sin = None
-        if self.config.pos_encoding == "rope":
-            cos, sin = self.rope_cos_sin(q_pos, self.embed.weight.dtype, rope_len)  # (T, hs/2): RoPE at the true offset
+        if keys_rope is not None:  # RoPE at the true offset, cos and sin (T, hs/2)
+            _, freqs, factor = keys_rope
+            cos, sin = rope.rope_cos_sin(q_pos, freqs.to(q_pos.device), factor, self.embed.weight.dtype)
         x = self.embed(tokens)  # (B, T, C)
-        for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, None, cache, i)  # (B, T, C)
+        try:
+            for i, block in enumerate(self.blocks):
+                x = block(x, cos, sin, None, cache, i)  # (B, T, C)
+        except BaseException:  # an error or Ctrl-C midway: the cache keeps what it held, and stays usable
+            cache.abort()
+            raise
         cache.end()
         return self.head(self.ln_f(x))  # (B, T, vocab)
 
     @torch.no_grad()
     def generate(self, prompt: Tensor, max_new_tokens: int, use_cache: bool = True,
-                 cache: KVCache | None = None) -> Tensor:
-        """Greedy decoding: prompt (B, T) -> (B, T + max_new_tokens).
+                 cache: KVCache | None = None, attention_mask: Tensor | None = None) -> Tensor:
+        """Greedy decoding: prompt (B, T) -> (B, T + max_new_tokens), at most MAX_GENERATE_LEN tokens in all.
 
         With the cache, one prefill pass over the prompt, then one token per step that reads the cache;
-        without, the whole sequence is read again at every step (the same tokens, far more work).
-        cache: a fresh KVCache to fill (to choose its Window or int8 storage); default a plain one.
+        without, the whole sequence is read again at every step (far more work). Both give the same
+        tokens for every RoPE scaling. Dynamic NTK recomputes every frequency from the current length,
+        so past original_max_len each step would read keys cached under stale frequencies: at such a
+        step generate empties the cache and re-reads the whole sequence (exact, and as slow as without
+        the cache). Recomputing was chosen over refusing because it is this one branch; rotating the
+        cached keys again would not stay exact for an int8 cache.
+        cache: a fresh KVCache to fill (to choose its Window or int8 storage); default a plain one. A Window
+        or int8 cache approximates on purpose: its tokens are those of the full forward with
+        lclib.kv_compression's window_attention or int8_attention.
+        attention_mask: (B, T) 0/1 (or bool), 0 for the left padding of each row, 1 for its prompt tokens.
+        The model itself has no padding: rows of each prompt length are decoded together, each exactly as
+        it would be alone, and the padding is kept in front of the row in the result. Without a mask every
+        token of prompt is read as text.
         """
+        _check_tokens("prompt", prompt, self.config.vocab_size)
+        B, T = prompt.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"prompt must hold at least one row of at least one token, got shape {(B, T)}")
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if T + max_new_tokens > MAX_GENERATE_LEN:
+            raise ValueError(f"max_new_tokens must keep prompt length + max_new_tokens <= {MAX_GENERATE_LEN} "
+                             f"(MAX_GENERATE_LEN), got {T} + {max_new_tokens}")
         if not isinstance(use_cache, bool):
             raise TypeError(f"use_cache must be a bool, got {type(use_cache).__name__}")
-        if cache is not None and (not use_cache or len(cache)):
-            raise ValueError("cache must be an empty KVCache, and only with use_cache=True")
-        tokens = prompt
+        if cache is not None:
+            if not use_cache:
+                raise ValueError("cache must be None with use_cache=False")
+            self._check_cache_use(cache)
+            if len(cache):
+                raise ValueError(f"cache must be an empty KVCache, got one holding {len(cache)} tokens")
+        elif use_cache:
+            self._check_cache_use(KVCache(self.config.n_layer))
+        lengths = self._prompt_lengths(attention_mask, B, T)
+        if len(set(lengths)) == 1 and lengths[0] == T:  # no padding
+            return self._greedy(prompt, max_new_tokens, use_cache, cache)
+        if cache is not None:
+            raise ValueError("cache must be None with a padded attention_mask (each prompt length gets its own cache)")
+        out = torch.cat([prompt, prompt.new_zeros(B, max_new_tokens)], dim=1)  # (B, T + max_new_tokens)
+        for n in sorted(set(lengths)):
+            rows = torch.tensor([i for i, m in enumerate(lengths) if m == n], device=prompt.device)
+            out[rows, T - n:] = self._greedy(prompt[rows, T - n:], max_new_tokens, use_cache, None)
+        return out
+
+    @staticmethod
+    def _prompt_lengths(attention_mask: object, B: int, T: int) -> list[int]:
+        """Prompt tokens per row from a left-padding mask (B, T) of 0s then 1s; all T without a mask."""
+        if attention_mask is None:
+            return [T] * B
+        if not isinstance(attention_mask, Tensor) or tuple(attention_mask.shape) != (B, T):
+            raise ValueError(f"attention_mask must be a tensor of prompt's shape {(B, T)}, "
+                             f"got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}")
+        if attention_mask.is_floating_point() or attention_mask.is_complex():
+            raise TypeError(f"attention_mask must be a bool or integer tensor of 0s and 1s, got {attention_mask.dtype}")
+        mask = attention_mask.long()
+        if bool(((mask != 0) & (mask != 1)).any()):
+            raise ValueError("attention_mask must hold only 0s and 1s")
+        if bool((mask[:, 1:] < mask[:, :-1]).any()) or not bool(mask[:, -1].all()):
+            raise ValueError("attention_mask must be left padding: in each row 0s, then 1s up to the last token")
+        return mask.sum(1).tolist()
+
+    def _greedy(self, tokens: Tensor, max_new_tokens: int, use_cache: bool, cache: KVCache | None) -> Tensor:
+        """generate() on checked arguments and rows without padding: tokens (B, T) -> (B, T + max_new_tokens)."""
         if not use_cache:
             for _ in range(max_new_tokens):
                 tokens = torch.cat([tokens, self(tokens)[:, -1:].argmax(-1)], dim=1)  # (B, T + 1)
             return tokens
         cache = cache if cache is not None else KVCache(self.config.n_layer)
-        logits = self(prompt, cache=cache)  # prefill: (B, T, vocab)
+        logits = self(tokens, cache=cache)  # prefill: (B, T, vocab)
         for step in range(max_new_tokens):
-            nxt = logits[:, -1:].argmax(-1)  # (B, 1)
-            tokens = torch.cat([tokens, nxt], dim=1)
-            if step + 1 < max_new_tokens:
-                logits = self(nxt, cache=cache)  # decode: one token, (B, 1, vocab)
+            tokens = torch.cat([tokens, logits[:, -1:].argmax(-1)], dim=1)  # (B, T + step + 1)
+            if step + 1 == max_new_tokens:
+                break
+            if cache.rope_conflict(self._cache_rope(tokens.shape[1])) is None:
+                logits = self(tokens[:, -1:], cache=cache)  # decode: one token, (B, 1, vocab)
+            else:  # dynamic NTK past L: every frequency moved, the cached keys are stale; read the sequence anew
+                cache.clear()
+                logits = self(tokens, cache=cache)  # (B, T + step + 1, vocab)
         return tokens
 
     @property
@@ -422,6 +518,12 @@ class GPT(nn.Module):
         n_kv_head = n_head again repeats each shared head, an exact way to store a grouped model as a
         multi-head one (train.save, train.load), which group_kv_heads turns back bit for bit.
         """
+        n_head = self.config.n_head
+        if isinstance(n_kv_head, bool) or not isinstance(n_kv_head, int) or n_kv_head < 1 or n_head % n_kv_head:
+            raise ValueError(f"n_kv_head must be a positive int dividing n_head = {n_head}, got {n_kv_head!r}")
+        if n_kv_head > self.n_kv_head and n_kv_head % self.n_kv_head:
+            raise ValueError(f"n_kv_head must be a multiple of the current {self.n_kv_head} KV heads to grow, "
+                             f"got {n_kv_head}")
         for block in self.blocks:
             block.attn.regroup_kv_heads(n_kv_head)
         return self

@@ -33,6 +33,8 @@ from .train import load, read_metadata
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 SAMPLE_CHUNK = 512  # position_sweep draws its probe sequences this many at a time, whatever its batch size
+EXACT_DOF = 10000  # t_quantile_95 sums the exact distribution up to this many degrees of freedom, then expands
+MAX_SWEEP_TOKENS = 2**27  # tokens of all probe sequences of one position_sweep (1 GiB as int64): more is refused
 
 
 def _t_two_sided(t: float, dof: int) -> float:
@@ -52,13 +54,20 @@ def _t_two_sided(t: float, dof: int) -> float:
     return sin * total
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1024)
 def t_quantile_95(dof: int) -> float:
     """The t with P(|T| < t) = 0.95 for Student's t with dof degrees of freedom (12.706 for 1, 2.228 for 10,
     1.984 for 100), by bisection on the exact distribution function: the multiplier of a 95% interval
-    on a mean of dof + 1 values."""
+    on a mean of dof + 1 values. Above EXACT_DOF, whose exact sum would take a time growing with dof, the
+    Cornish-Fisher expansion in 1/dof (Abramowitz and Stegun 26.7.5), which agrees to 1e-12 there."""
     if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
         raise ValueError(f"dof must be a positive int, got {dof!r}")
+    if dof > EXACT_DOF:
+        z = Z95
+        g = [(z ** 3 + z) / 4, (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96,
+             (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384,
+             (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160]
+        return z + sum(gk / dof ** (k + 1) for k, gk in enumerate(g))
     low, high = 0.0, 100.0  # P(|T| < 100) > 0.99 already for 1 degree of freedom
     for _ in range(100):
         mid = (low + high) / 2
@@ -113,6 +122,7 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     value token alone is the argmax, given the true tokens before it (each has its own path through the
     layers, which notebook 03b follows). The same seed gives the same sequences, whatever
     the batch size (which only sets how many sequences go through the model at once).
+    The n_pairs * samples probe sequences hold at most MAX_SWEEP_TOKENS tokens together.
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive int, got {samples!r}")
@@ -124,6 +134,12 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
         raise TypeError(f"model must be a torch.nn.Module (a GPT), got {type(model).__name__}")
     if not isinstance(task, KVTask):
         raise TypeError(f"task must be a lclib.tasks.KVTask, got {type(task).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    total = n_pairs * samples * task.seq_len(n_pairs)
+    if total > MAX_SWEEP_TOKENS:
+        raise ValueError(f"n_pairs = {n_pairs} and samples = {samples} make {total} probe tokens, more than "
+                         f"MAX_SWEEP_TOKENS = {MAX_SWEEP_TOKENS}: use fewer pairs or samples")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()

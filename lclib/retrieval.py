@@ -10,7 +10,8 @@ as Lucene computes it (Kamphuis et al. 2020, "Which BM25 do you mean?"), scored 
 tf: count of t in chunk d; |d|: terms in d; avgdl: mean |d|; N: chunks; df(t): chunks holding t. Robertson's
 textbook form multiplies each term by the constant (k1 + 1); Lucene dropped it (8.0), bm25s follows Lucene,
 and no ranking changes. Every chunk and query goes through one analyser, `words`, so BM25 and any
-from-scratch check see the same terms.
+from-scratch check see the same terms; it folds Unicode (NFKC, then casefold), so that a decomposed "café"
+(NFD) or full-width digits "５８３３" find their composed or ASCII forms.
 
 A context is cut into chunks (`split_context`: sentences, or lines for RULER's line layouts) such that
 the prompt reassembles exactly. `rag_prompt` keeps the top-k chunks, in an order that may put the best
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -43,15 +45,17 @@ ORDERS = ("document", "best_first", "best_last", "ends")
 
 
 def words(text: str) -> list[str]:
-    """The analyser: lowercase terms (letters/digits, hyphenated keys whole), in order, no stemming, no stopwords.
+    """The analyser: casefolded terms (letters/digits, hyphenated keys whole), in order, no stemming, no stopwords.
 
     "One of the special magic numbers for pink-sugar is: 5833." -> [..., "for", "pink-sugar", "is", "5833"].
+    Text is normalised first (Unicode NFKC: composed accents, full-width and other compatibility forms to
+    their plain ones), so that the same word typed two ways is one term; ASCII text is unchanged by it.
     Stopwords stay: RULER's filler shares "the" and "is" with the question, and BM25's idf already makes
     such terms cheap.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return _TERM.findall(text.lower())
+    return _TERM.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
 def _check_k(k: int) -> int:
@@ -62,12 +66,28 @@ def _check_k(k: int) -> int:
     return k
 
 
+def _check_strs(name: str, values: Sequence[str]) -> list[str]:
+    """values as a list, refusing a bare str (whose characters would pass for a list of one-letter texts)."""
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a list of str, got {type(values).__name__}"
+                        + (f" (wrap one text in a list: [{values[:20]!r}])" if isinstance(values, str) else ""))
+    bad = next((v for v in values if not isinstance(v, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name} must be a list of str, got an item of type {type(bad).__name__}")
+    return list(values)
+
+
+def _check_query(name: str, query: str) -> str:
+    if not isinstance(query, str):
+        raise TypeError(f"{name} must be a str, got {type(query).__name__}")
+    return query
+
+
 def _check_chunks(chunks: Sequence[str]) -> list[str]:
-    if isinstance(chunks, str) or not isinstance(chunks, Sequence) or not all(isinstance(c, str) for c in chunks):
-        raise TypeError(f"chunks must be a sequence of str, got {type(chunks).__name__}")
+    chunks = _check_strs("chunks", chunks)
     if not chunks:
         raise ValueError("chunks must not be empty: there is nothing to retrieve from")
-    return list(chunks)
+    return chunks
 
 
 @runtime_checkable
@@ -113,13 +133,14 @@ class BM25(Retriever):
         """BM25 score of every chunk for query: (len(chunks),) float64; each distinct query term counts once."""
         if self._bm25 is None:
             raise RuntimeError("BM25.index(chunks) must be called before scores or search")
-        known = [t for t in dict.fromkeys(words(query)) if t in self._bm25.vocab_dict]
+        known = [t for t in dict.fromkeys(words(_check_query("query", query))) if t in self._bm25.vocab_dict]
         if not known:  # bm25s cannot score an empty query; no term in common means score 0 everywhere
             return np.zeros(self._n)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float64)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """The top min(k, len(chunks)) (chunk index, score), best first; equal scores in index order."""
+        _check_query("query", query)
         _check_k(k)
         s = self.scores(query)  # (N,)
         top = np.argsort(-s, kind="stable")[:k]  # stable: ties keep the lower index first
@@ -147,6 +168,24 @@ def _marks(sample: Sample) -> list[tuple[str, str]]:
 def _check_retriever(retriever: Retriever) -> None:
     if isinstance(retriever, type) or not isinstance(retriever, Retriever):
         raise TypeError(f"retriever must have index(chunks) and search(query, k), got {type(retriever).__name__}")
+
+
+def _search(retriever: Retriever, query: str, k: int, n: int) -> list[int]:
+    """The chunk indices retriever.search(query, k) ranks, checked against the Retriever contract:
+    min(k, n) distinct indices in [0, n), so that a faulty retriever is named instead of mis-scored."""
+    hits = retriever.search(query, k)
+    name = f"{type(retriever).__name__}.search"
+    if isinstance(hits, (str, bytes)) or not isinstance(hits, Sequence):
+        raise TypeError(f"{name} must return a list of (chunk index, score), got {type(hits).__name__}")
+    try:
+        ids = [i for i, _ in hits]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must return a list of (chunk index, score) pairs, got {list(hits)[:3]!r}") from None
+    if len(ids) != min(k, n) or len(set(ids)) != len(ids) or \
+            not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in ids):
+        raise ValueError(f"{name} must return min(k, chunks) = {min(k, n)} distinct chunk indices in [0, {n}), "
+                         f"got {ids[:10]!r}{' ...' if len(ids) > 10 else ''}")
+    return ids
 
 
 def _split(sample: Sample, unit: str) -> tuple[str, list[str], list[str], str]:
@@ -193,7 +232,9 @@ def arrange(ranked: Sequence[int], order: str) -> list[int]:
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}")
-    if isinstance(ranked, (str, bytes)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ranked):
+    # a Sequence, not any iterable: a one-shot iterator would be used up by the check and arranged as []
+    if isinstance(ranked, (str, bytes)) or not isinstance(ranked, Sequence) or \
+            not all(isinstance(i, int) and not isinstance(i, bool) for i in ranked):
         raise TypeError(f"ranked must be a sequence of int chunk indices, got {ranked!r}")
     ranked = list(ranked)
     if len(set(ranked)) != len(ranked):
@@ -230,17 +271,22 @@ def rag_prompt(sample: Sample, retriever: Retriever, k: int, order: str = "docum
     _check_k(k)
     head, texts, seps, tail = _split(sample, unit)
     retriever.index(texts)
-    chosen = arrange([i for i, _ in retriever.search(tail, k)], order)
+    chosen = arrange(_search(retriever, tail, k, len(texts)), order)
     joiner = Counter(seps[:-1]).most_common(1)[0][0] if len(seps) > 1 else " "
     prompt = head + joiner.join(texts[i] for i in chosen) + tail
     tok = W.default_tokenizer() if tokenizer is None else tokenizer
+    if isinstance(tok, str) or not callable(getattr(tok, "count", None)):
+        raise TypeError(f"tokenizer must be None or have count(text) -> int, got {type(tokenizer).__name__}")
     return RagPrompt(prompt, chosen, tok.count(prompt))
 
 
 def answer_chunks(chunks: Sequence[str], answers: Sequence[str]) -> list[int]:
-    """Indices of the chunks that hold an answer: every term of some answer among the chunk's terms."""
+    """Indices of the chunks that hold an answer: every term of some answer among the chunk's terms.
+
+    answers is a list of str (a bare str is refused: its characters would each pass for an answer)."""
+    chunks, answers = _check_chunks(chunks), _check_strs("answers", answers)
     wanted = [set(words(a)) for a in answers if words(a)]
-    return [i for i, c in enumerate(_check_chunks(chunks)) if any(w <= set(words(c)) for w in wanted)]
+    return [i for i, c in enumerate(chunks) if any(w <= set(words(c)) for w in wanted)]
 
 
 def recall_at_k(sample: Sample, retriever: Retriever, k: int, unit: str = "sentence") -> float:
@@ -256,7 +302,7 @@ def recall_at_k(sample: Sample, retriever: Retriever, k: int, unit: str = "sente
     if not relevant:
         raise ValueError(f"sample's answers {sample.answers!r} are in no chunk of its context")
     retriever.index(texts)
-    top = {i for i, _ in retriever.search(tail, k)}
+    top = set(_search(retriever, tail, k, len(texts)))
     return sum(i in top for i in relevant) / len(relevant)
 
 
@@ -275,11 +321,14 @@ def iterative_retrieve(retriever: Retriever, chunks: Sequence[str], first_query:
     if not callable(next_query):
         raise TypeError(f"next_query must be callable(chunk) -> str | None, got {type(next_query).__name__}")
     chunks = _check_chunks(chunks)
+    _check_query("first_query", first_query)
     retriever.index(chunks)
     taken: list[int] = []
     query: str | None = first_query
-    while query is not None and len(taken) < min(max_hops, len(chunks)):
-        hit = next(i for i, _ in retriever.search(query, len(taken) + 1) if i not in taken)
+    while query is not None and len(taken) < min(max_hops, len(chunks)):  # at most max_hops rounds
+        hit = next(i for i in _search(retriever, query, len(taken) + 1, len(chunks)) if i not in taken)
         taken.append(hit)
         query = next_query(chunks[hit])
+        if query is not None and not isinstance(query, str):
+            raise TypeError(f"next_query must return a str or None, got {type(query).__name__} for chunk {hit}")
     return taken

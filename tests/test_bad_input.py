@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -43,17 +44,13 @@ from lclib.ruler import tasks as rtasks
 MODULES = ("lclib.rope", "lclib.scaling", "lclib.spectrum", "lclib.dilated", "lclib.model", "lclib.tasks", "lclib.train", "lclib.probes",
            "lclib.plotting", "lclib.profile", "lclib.repro", "lclib.ruler.tasks", "lclib.ruler.words",
            "lclib.ruler.tokenizer", "lclib.ruler.metrics", "lclib.ruler.evaluate", "lclib.ruler.mixture",
-           "lclib.ruler.drill")
+           "lclib.ruler.drill", "lclib.kv_cache", "lclib.kv_compression", "lclib.kernels", "lclib.retrieval",
+           "lclib.dilated_distributed")
 
 # modules of lclib left out of MODULES, and why (a new module must be added to one or the other)
 EXEMPT_MODULES = {
     "lclib.checks": "notebook checkers: they turn a student's mistake into a hint, tested by test_checkers_adversarial.py",
     "lclib.cli": "argparse types and the one-line error wrapper of the command lines, tested by tests/test_cli.py",
-    "lclib.kv_cache": "its bad input is tested in tests/test_kv_cache.py",
-    "lclib.kv_compression": "its bad input is tested in tests/test_kv_cache.py",
-    "lclib.kernels": "its bad input is tested in tests/test_kernels.py",
-    "lclib.retrieval": "its bad input is tested in tests/test_retrieval.py",
-    "lclib.dilated_distributed": "its bad input is tested in tests/test_dilated_distributed.py",
 }
 
 # public names with no bad call to make, and why
@@ -816,6 +813,20 @@ case(DRILL, "num_keys-int", ValueError, "num_keys", lambda: drill.RecallDrill(32
 case(DRILL, "key_pool-below-num_keys", ValueError, "key_pool", lambda: drill.RecallDrill(32, 128, "compact", key_pool=3))
 case(DRILL, "fillers-zero", ValueError, "fillers", lambda: drill.RecallDrill(32, 128, "compact", fillers=0))
 case(DRILL, "sample-batch-zero", ValueError, "batch", lambda: drill.RecallDrill(32, 128, "compact").sample(0, gen()))
+
+
+# --- more cases, one file per area: tests/bad_input_<area>.py defines register(case) and EXEMPT ------
+
+def _register_area_cases() -> None:
+    for path in sorted(Path(__file__).parent.glob("bad_input_*.py")):
+        spec = importlib.util.spec_from_file_location(f"bad_input_cases.{path.stem}", path)
+        area = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(area)
+        area.register(case)
+        EXEMPT.update(getattr(area, "EXEMPT", {}))  # the area's public names with no bad call, and why
+
+
+_register_area_cases()
 
 
 # --- the tests ---------------------------------------------------------------------------------------

@@ -20,10 +20,19 @@ import numpy as np
 import pytest
 import torch
 
-from lclib import checks, dilated, kv_cache, probes, retrieval, rope, scaling, spectrum, tasks
+import bm25s
+import bm25s.scoring
+
+from lclib import checks, dilated, kernels, kv_cache, probes, retrieval, rope, scaling, spectrum, tasks
+from lclib.checks import common
+from lclib.checks import dilated as checks_03
+from lclib.checks import dilated_model as checks_03b
+from lclib.checks import retrieval as checks_07
+from lclib.checks import rope as checks_01
+from lclib.checks import scaling as checks_02
+from lclib.checks.common import NOT_CHECKED
 from lclib.kv_compression import Window
 from lclib.ruler import metrics
-from lclib.checks.common import NOT_CHECKED
 
 NAN, INF = float("nan"), float("inf")
 
@@ -475,3 +484,251 @@ LIBRARY_ANSWERS = {
 def test_calling_the_library_answer_is_refused(name, capsys):
     message = rejected(CASES[name.split(" (")[0]].check, LIBRARY_ANSWERS[name])
     assert "write it yourself" in message, message
+
+
+def _llama3_band_edges(inv_freq, original_max_len, low_freq_factor=1.0, high_freq_factor=4.0):
+    head_dim, base = 2 * len(inv_freq), inv_freq[1].item() ** (-len(inv_freq))
+    factor = rope.inv_freq(head_dim, base) / scaling.llama3(head_dim, base, 8.0, original_max_len,
+                                                              low_freq_factor, high_freq_factor)[0]
+    return int((factor == 1).sum()), len(inv_freq) - int(torch.isclose(factor, torch.tensor(8.0, dtype=torch.float64)).sum())
+
+
+def _yarn_untouched_from_yarn(head_dim, base, original_max_len, beta_fast=32.0):
+    return int((scaling.yarn(head_dim, base, 4.0, original_max_len, beta_fast)[0] == rope.inv_freq(head_dim, base)).sum())
+
+
+def _term_corpus(tf, df, n, dl, avg):
+    """A corpus with these statistics, built by the student (the checker's own term_corpus is hidden)."""
+    rest, holders = round(n * avg) - dl, df - (tf > 0)
+    sizes = [rest // (n - 1) + (i < rest % (n - 1)) for i in range(n - 1)]
+    return [["needle"] * tf + ["filler"] * (dl - tf)] + [["needle"] * (i < holders) + ["filler"] * (m - (i < holders))
+                                                         for i, m in enumerate(sizes)]
+
+
+def _bm25_from_bm25s(tf, df, n, dl, avg, k1=1.5, b=0.75):
+    if tf == 0:
+        return 0.0
+    model = bm25s.BM25(k1=k1, b=b, method="lucene")
+    model.index(_term_corpus(tf, df, n, dl, avg), show_progress=False)
+    return float(model.get_scores(["needle"])[0])
+
+
+def _bm25_from_wrapper_internals(tf, df, n, dl, avg, k1=1.5, b=0.75):
+    if tf == 0:
+        return 0.0
+    wrapper = retrieval.BM25(k1, b)
+    wrapper.index([" ".join(c) for c in _term_corpus(tf, df, n, dl, avg)])
+    return float(wrapper._bm25.get_scores(["needle"])[0])
+
+
+def _bm25_from_bm25s_formulas(tf, df, n, dl, avg, k1=1.5, b=0.75):
+    return float(bm25s.scoring._score_idf_lucene(df, n) * bm25s.scoring._score_tfc_lucene(np.array([float(tf)]), dl, avg,
+                                                                                          k1, b)[0])
+
+
+def _yarn_gamma_from_llama3(inv_freq, original_max_len, beta_fast=32.0, beta_slow=1.0):
+    head_dim, base = 2 * len(inv_freq), inv_freq[1].item() ** (-len(inv_freq))
+    theta = rope.inv_freq(head_dim, base)
+    scaled = scaling.llama3(head_dim, base, 2.0, original_max_len, beta_slow, beta_fast)[0]
+    return (scaled - theta / 2) / (theta / 2)  # h = (1 - gamma) theta / 2 + gamma theta
+
+
+MORE_LIBRARY_ANSWERS = {  # the library function each exercise rebuilds, for the checkers the table above left out
+    "check_yarn_gamma": _yarn_gamma_from_llama3,
+    "check_llama3_band_edges": _llama3_band_edges,
+    "check_yarn_untouched_pairs": _yarn_untouched_from_yarn,
+    "check_crossover_length": lambda lengths, dense, sparse: kernels.crossover_length(lengths, dense, sparse),
+    "check_bm25_term_score": _bm25_from_bm25s,
+    "check_bm25_term_score (retrieval.BM25's internals)": _bm25_from_wrapper_internals,
+    "check_bm25_term_score (bm25s's idf and tf formulas)": _bm25_from_bm25s_formulas,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_LIBRARY_ANSWERS))
+def test_calling_the_library_function_the_exercise_rebuilds_is_refused(name, capsys):
+    message = rejected(CASES[name.split(" (")[0]].check, MORE_LIBRARY_ANSWERS[name])
+    assert "write it yourself" in message, message
+
+
+# --- shortcuts: the checker's own references, dummy queries, a comparison talked round (issue 29) -----------
+
+def _chain_from_the_checker(retriever, chunks, value, max_hops):
+    for layout, length, seed, hops, n_chains, _ in checks_07.CHAIN_CASES:
+        same, answer, chain = checks_07.chain_sample(layout, length, seed, hops, n_chains)
+        if same == chunks and answer == value:
+            retriever.index(chunks)
+            for name in [value, *chain[:max_hops - 1]]:
+                retriever.search(name, 1)
+            return chain[:max_hops]
+    return []
+
+
+CHECKER_REFERENCES = {  # each checker module's own reference, called by the student's function
+    "check_score_bound": lambda q, k, d, f: checks_01._score_bound(q, k, d, f)[0],
+    "check_yarn_gamma": lambda f, L, bf, bs: checks_02._paper_gamma(f, L, bf, bs),
+    "check_llama3_band_edges": lambda f, L, lo, hi: checks_02._band_edges(f, L, lo, hi),
+    "check_union_attention": lambda oa, la, ob, lb, oab, lab: checks_03._combine([(oa, la), (ob, lb), (oab, lab)],
+                                                                                  [1, 1, -1]),
+    "check_layers_for_full_reach": lambda n, ws, rs, h: checks_03._layers_for_full_reach(n, ws, rs, h),
+    "check_answerable_pairs": lambda mask, layers, n: checks_03b._answerable(mask, layers, n),
+    "check_crossover_length": lambda lengths, dense, sparse: checks_03b._crossover(lengths, dense, sparse),
+    "check_bm25_term_score": lambda tf, df, n, dl, avg, k1, b: checks_07._idf(n, df) * checks_07._saturation(tf, dl, avg,
+                                                                                                            k1, b),
+    "check_bm25_term_score (its public reference)": lambda *case: checks_07.reference_term_score(*case),
+    "check_choose_k": lambda sizes, fixed, budget: checks_07._choose_k(sizes, fixed, budget),
+    "check_follow_chain": _chain_from_the_checker,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKER_REFERENCES))
+def test_calling_the_checkers_own_reference_is_refused(name, capsys):
+    message = rejected(CASES[name.split(" (")[0]].check, CHECKER_REFERENCES[name])
+    assert "the checker's own checks." in message and "write it yourself" in message, message
+
+
+def test_every_function_of_the_checker_modules_is_hidden_and_their_classes_are_not():
+    found = common.checker_references()
+    for f in (checks_07.chain_sample, checks_07.term_corpus, checks_07.reference_term_score, checks_03b.case_mask,
+              checks_07._choose_k, checks_03b._answerable, checks_03b._crossover, checks_07.TERM_MISTAKES[0][0],
+              checks_07.CHOOSE_MISTAKES[0][0]):
+        assert f in found, f
+    assert checks_07.QueryLog.scores not in found  # the checker hands a QueryLog to the student's function
+    with common.hidden(*found):
+        for f in found:
+            with pytest.raises(RuntimeError, match=common.HIDDEN):
+                f()
+    assert checks_03b._crossover([1, 2], [1.0, 1.0], [2.0, 0.5]) == 2  # put back after the block
+
+
+def _regex_chain(retriever, chunks, value, max_hops, queries):
+    """The chain read off the whole text with a regex (vt_reader's way), then queries made to look like hops."""
+    holders, names = {value}, []
+    for name, source in re.findall(r"VAR (\w+) = (?:VAR )?(\w+)", " ".join(chunks)):
+        if source in holders:
+            holders.add(name)
+            names.append(name)
+    names = names[:max_hops]
+    retriever.index(chunks)
+    for query in queries(value, names):
+        retriever.search(query, 1)
+    return names
+
+
+SHORTCUTS = {  # (checker, the student's function, a word the hint must contain)
+    "follow_chain: a regex and dummy queries": (
+        "check_follow_chain", lambda r, c, v, h: _regex_chain(r, c, v, h, lambda value, names: ["x"] * len(names)),
+        "do not follow them"),
+    "follow_chain: a regex, then the right queries with their results ignored": (
+        "check_follow_chain", lambda r, c, v, h: _regex_chain(r, c, v, h, lambda value, names: [value, *names[:-1]]),
+        "not from the whole text"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHORTCUTS))
+def test_retrieval_shortcuts_are_refused(name, capsys):
+    checker_name, fn, word = SHORTCUTS[name]
+    assert word in rejected(CASES[checker_name].check, fn)
+
+
+def _wrong(case: Case) -> Callable:
+    return wrong_answers(case)["off_by_constant"][0]
+
+
+def _patches_comparisons(case: Case) -> Callable:
+    """A wrong answer that first makes every comparison say yes: torch's, numpy's, math's and the checkers' own."""
+    wrong = _wrong(case)
+
+    def cheat(*args):
+        yes = lambda *a, **k: True  # noqa: E731
+        torch.equal = torch.allclose = math.isclose = np.allclose = common.close = yes
+        for module in (checks_01, checks_02, checks_03, checks_03b, checks_07):
+            module.close = module._close = yes
+        return wrong(*args)
+
+    return cheat
+
+
+class _Yes(torch.overrides.TorchFunctionMode):
+    """A torch function mode under which every comparison says yes."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.equal, torch.allclose, torch.Tensor.__eq__, torch.Tensor.__ne__):
+            return True if func is not torch.Tensor.__ne__ else False
+        return func(*args, **(kwargs or {}))
+
+
+def _opens_a_mode(case: Case) -> Callable:
+    wrong = _wrong(case)
+
+    def cheat(*args):
+        out = wrong(*args)
+        _Yes().__enter__()  # never left
+        return out
+
+    return cheat
+
+
+class _Liar(torch.Tensor):
+    """A tensor that answers torch.equal and torch.allclose itself."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.equal, torch.allclose):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class _LiarStr(str):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = str.__hash__
+
+
+def _lies(case: Case) -> Callable:
+    """A wrong answer of the right shape that claims to equal the reference: a tensor subclass, or str subclasses."""
+    wrong = _wrong(case)
+
+    def cheat(*args):
+        if case.kind == "strings":
+            return [_LiarStr(f"NOT{x}") for x in case.right(*args)]
+        out = wrong(*args)
+        return out.as_subclass(_Liar) if isinstance(out, torch.Tensor) else out
+
+    return cheat
+
+
+TALKED_ROUND = [(name, how, make(case)) for name, case in CASES.items()
+                for how, make in (("patches_comparisons", _patches_comparisons), ("opens_a_torch_mode", _opens_a_mode),
+                                  ("a_subclass_that_lies", _lies))]
+
+
+@pytest.mark.parametrize(("name", "how", "fn"), TALKED_ROUND, ids=[f"{n}-{h}" for n, h, _ in TALKED_ROUND])
+def test_a_comparison_talked_round_fails_and_is_put_back(name, how, fn, capsys):
+    originals = (torch.equal, torch.allclose, math.isclose, np.allclose, common.close, checks_01.close)
+    try:
+        message = rejected(CASES[name].check, fn)
+    finally:
+        restored = (torch.equal, torch.allclose, math.isclose, np.allclose, common.close, checks_01.close)
+        open_modes = torch._C._len_torch_function_stack()
+        while torch._C._len_torch_function_stack():
+            torch._C._pop_torch_function_stack()
+        torch.equal, torch.allclose, math.isclose, np.allclose, common.close, checks_01.close = originals
+    assert restored == originals and open_modes == 0, "the checker left the student's changes in place"
+    if how == "patches_comparisons":
+        assert "torch.equal" in message or "and " in message, message
+        assert "changed" in message and "put back" in message, message
+    if how == "opens_a_torch_mode":
+        assert "torch function modes" in message, message
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_comparison_replaced_before_the_check_refuses_the_check(name, monkeypatch, capsys):
+    monkeypatch.setattr(torch, "equal", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(checks_01, "close", lambda *a, **k: True)
+    message = rejected(CASES[name].check, _wrong(CASES[name]))
+    assert "replaced before this check" in message and "torch." in message, message

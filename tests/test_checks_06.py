@@ -27,7 +27,10 @@ def test_right_answers_pass(capsys):
     assert checks.check_decode_bound(decode_bound)
     assert checks.check_window_mask(window_mask)
     assert checks.check_window_mask(lambda seq_len, recent, sinks: window_mask(seq_len, recent, sinks).numpy().astype(np.int64))
-    assert capsys.readouterr().out.count("Correct") == 4
+    assert checks.check_window_mask(lambda seq_len, recent, sinks: window_mask(seq_len, recent, sinks).tolist())  # rows
+    assert checks.check_window_mask(lambda seq_len, recent, sinks: [[int(x) for x in row] for row in
+                                                                    window_mask(seq_len, recent, sinks).tolist()])
+    assert capsys.readouterr().out.count("Correct") == 6
 
 
 @pytest.mark.parametrize("check, wrong, hint", [
@@ -41,6 +44,11 @@ def test_right_answers_pass(capsys):
     (checks.check_window_mask, lambda t, r, s: window_mask(t, r + 1, s), "one key too many"),
     (checks.check_window_mask, lambda t, r, s: window_mask(t, r, 0), "sinks are missing"),
     (checks.check_window_mask, lambda t, r, s: window_mask(t, r, s)[:-1], "shape"),
+    (checks.check_window_mask, lambda t, r, s: window_mask(t, r, s).tolist()[:-1], "shape"),
+    (checks.check_window_mask, lambda t, r, s: torch.zeros(t, t).masked_fill(~window_mask(t, r, s), float("-inf")),
+     "additive mask"),
+    (checks.check_window_mask, lambda t, r, s: window_mask(t, r, s) * 0.5, r"True/False \(or 1/0\)"),
+    (checks.check_cache_bytes, lambda l, h, d, t, b: cache_bytes(l, h, d, t, b) + 0.5, r"got [\d,]+\.50;"),
 ])
 def test_wrong_answers_fail_with_a_hint(check, wrong, hint):
     with pytest.raises(checks.CheckFailed, match=hint):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+import bm25s
 import numpy as np
 import pytest
 
@@ -90,6 +91,14 @@ def test_the_references_are_what_the_library_computes():
         assert len(chain) == hops + 1 and sum(value in c for c in chunks) == 1
         taken = retrieval.iterative_retrieve(BM25(), chunks, value, reads, max_hops)
         assert [reads(chunks[i]) for i in taken][:len(chain)] == chain[:max_hops]
+    # the decoy cases: retrieval still follows the chain, a reader of the whole text takes the decoy
+    for layout, length, seed, hops, n_chains, max_hops in checks_07.DECOY_CASES:
+        chunks, value, chain = checks_07.decoy_sample(layout, length, seed, hops, n_chains)
+        assert sum(checks_07.DECOY in c for c in chunks) == 1 and max_hops == len(chain)
+        taken = retrieval.iterative_retrieve(BM25(), chunks, value, reads, max_hops)
+        assert [reads(chunks[i]) for i in taken] == chain
+        assert without_the_retriever(None, chunks, value, max_hops)[:2] == [chain[0], checks_07.DECOY]
+        assert follow_chain_top2(BM25(), chunks, value, max_hops) == chain
 
 
 # --- wrong answers, each with its hint --------------------------------------------------------------------------
@@ -270,6 +279,56 @@ def test_a_chain_read_without_a_query_per_hop_is_refused():
 
     with pytest.raises(checks.CheckFailed, match="a query"):
         checks.check_follow_chain(one_query_then_read)
+
+
+def read_then_pretend(queries):
+    """The chain read off the whole text with a regex, then searches that only look like hops."""
+    def follow(retriever, chunks, value, max_hops):
+        names = without_the_retriever(retriever, chunks, value, max_hops)
+        retriever.index(chunks)
+        for query in queries(value, names):
+            retriever.search(query, 1)
+        return names
+    return follow
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (read_then_pretend(lambda value, names: ["hop"] * len(names)), "do not follow them"),
+    (read_then_pretend(lambda value, names: [value] * len(names)), "do not follow them"),
+    (read_then_pretend(lambda value, names: [value, *names[:-1]]), "not from the whole text"),
+])
+def test_a_chain_read_off_the_text_with_searches_for_show_is_refused(wrong, hint):
+    with pytest.raises(checks.CheckFailed, match=hint):
+        checks.check_follow_chain(wrong)
+
+
+def test_scoring_with_bm25s_is_refused():
+    def corpus(tf, df, n, dl, avg):
+        rest, holders = round(n * avg) - dl, df - (tf > 0)
+        sizes = [rest // (n - 1) + (i < rest % (n - 1)) for i in range(n - 1)]
+        return [["needle"] * tf + ["filler"] * (dl - tf)] + [["needle"] * (i < holders) + ["filler"] * (m - (i < holders))
+                                                             for i, m in enumerate(sizes)]
+
+    def with_bm25s(tf, df, n_chunks, chunk_len, avg_len, k1=1.5, b=0.75):
+        if tf == 0:
+            return 0.0
+        model = bm25s.BM25(k1=k1, b=b)
+        model.index(corpus(tf, df, n_chunks, chunk_len, avg_len), show_progress=False)
+        return float(model.get_scores(["needle"])[0])
+
+    def with_the_wrappers_model(tf, df, n_chunks, chunk_len, avg_len, k1=1.5, b=0.75):
+        if tf == 0:
+            return 0.0
+        bm25 = BM25(k1, b)
+        bm25.index([" ".join(c) for c in corpus(tf, df, n_chunks, chunk_len, avg_len)])
+        return float(bm25._bm25.get_scores(["needle"])[0])
+
+    assert with_bm25s(1, 1, 3, 3, 2.0) == pytest.approx(0.3202707, abs=1e-6)  # outside a check, they work
+    assert with_the_wrappers_model(1, 1, 3, 3, 2.0) == pytest.approx(0.3202707, abs=1e-6)
+    for cheat, what in ((with_bm25s, "bm25s.BM25"), (with_the_wrappers_model, "retrieval.BM25.index")):
+        with pytest.raises(checks.CheckFailed, match=f"calls .*{what}.*write it yourself"):
+            checks.check_bm25_term_score(cheat)
+    assert with_bm25s(1, 1, 3, 3, 2.0) == pytest.approx(0.3202707, abs=1e-6)  # and again after
 
 
 def test_calling_the_library_answer_is_refused():

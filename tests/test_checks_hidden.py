@@ -1,4 +1,5 @@
-"""While a student's function runs, the library functions that are the exercise's answer raise."""
+"""While a student's function runs, the functions that are the exercise's answer raise (the library's, the checkers'
+own, bm25s), and what it changes in torch, numpy or lclib is put back and refused."""
 
 import pytest
 import torch
@@ -59,3 +60,81 @@ def test_checkers_reject_their_own_private_references(check, cheat):
     """A checker's reference lives in lclib.checks; importing it from there is no more an answer than the library's."""
     with pytest.raises(checks.CheckFailed, match="write it yourself"):
         check(cheat)
+
+
+def test_a_hidden_function_whose_code_is_put_back_is_caught_at_the_end():
+    from lclib.checks import dilated_model
+
+    saved = dilated_model._crossover.__code__  # taken before the check, put back inside the student's function
+
+    def put_back(lengths, dense_s, dilated_s):
+        dilated_model._crossover.__code__ = saved
+        return dilated_model._crossover(lengths, dense_s, dilated_s)
+
+    with pytest.raises(checks.CheckFailed, match="checker's own checks.dilated_model._crossover"):
+        checks.check_crossover_length(put_back)
+    assert dilated_model._crossover.__code__ is saved
+
+
+def test_hidden_swaps_a_function_named_twice_once():
+    with common.hidden(metrics.string_match_all, metrics.string_match_all):
+        pass
+    assert metrics.string_match_all("a 1", ["1"]) == 1.0
+
+
+def test_functions_of_a_library_unwraps_its_static_methods():
+    import bm25s
+    import bm25s.scoring
+
+    found = common.functions_of(bm25s.BM25, bm25s.scoring)
+    assert {bm25s.BM25.index, bm25s.BM25.get_scores, bm25s.BM25._np_csc, bm25s.scoring._score_idf_lucene} <= set(found)
+    assert all(f.__module__.startswith("bm25s") for f in found)
+
+
+def _right_mask(seq_len, recent, sinks):
+    i, j = torch.arange(seq_len)[:, None], torch.arange(seq_len)[None, :]
+    return (j <= i) & ((j < sinks) | (j > i - recent))
+
+
+def test_a_name_the_answer_rebinds_is_put_back_and_the_answer_refused():
+    from lclib import kv_compression
+
+    original = kv_compression.Window.visible
+
+    def rebinds(seq_len, recent, sinks):
+        rope.inv_freq = lambda *a, **k: None  # an lclib function
+        kv_compression.Window.visible = lambda self, q, k: _right_mask(len(q), 1, 0)  # a method the checker calls next
+        return _right_mask(seq_len, recent, sinks)
+
+    inv_freq = rope.inv_freq
+    try:
+        with pytest.raises(checks.CheckFailed, match=r"rebinds changed lclib\.kv_compression\.Window\.visible, "
+                                                     r"lclib\.rope\.inv_freq while it ran; put back"):
+            checks.check_window_mask(rebinds)
+        assert rope.inv_freq is inv_freq and kv_compression.Window.visible is original
+    finally:
+        rope.inv_freq, kv_compression.Window.visible = inv_freq, original
+
+
+def test_imports_and_warning_registries_inside_the_answer_are_no_change(capsys):
+    def imports_and_warns(seq_len, recent, sinks):
+        import lclib.plotting  # noqa: F401  a submodule, bound in lclib on first import
+        vars(rope).setdefault("__warningregistry__", {})  # what a warning raised from lclib.rope's code adds
+        return _right_mask(seq_len, recent, sinks)
+
+    try:
+        assert checks.check_window_mask(imports_and_warns) is True
+    finally:
+        vars(rope).pop("__warningregistry__", None)
+
+
+def test_a_library_function_replaced_before_the_check_refuses_it(monkeypatch, capsys):
+    from lclib import kv_compression
+
+    monkeypatch.setattr(kv_compression.Window, "visible", lambda self, q, k: torch.ones(len(q), len(k), dtype=torch.bool))
+    assert common.tampered() == ["lclib.kv_compression.Window.visible"]
+    with pytest.raises(checks.CheckFailed, match=r"lclib\.kv_compression\.Window\.visible is not the one lclib\.checks "
+                                                 r"was imported with .*replaced before this check"):
+        checks.check_window_mask(lambda n, r, s: torch.ones(n, n, dtype=torch.bool))
+    monkeypatch.undo()
+    assert common.tampered() == [] and checks.check_window_mask(_right_mask) is True

@@ -1,5 +1,6 @@
 """Every command line answers bad input with one line: exit 2 for a bad argument, 1 for a failure."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,10 @@ from lclib import probes, train
 ROOT = Path(__file__).resolve().parents[1]
 KV = str(ROOT / "weights" / "lost_in_the_middle" / "skewed_seed0")
 RULER = str(ROOT / "weights" / "effective_context" / "base")
+
+
+def _too_slow(signum, frame):
+    raise TimeoutError("no answer within 30 s: bad input started the work instead of being refused")
 
 
 def _not_json(tmp_path: Path) -> str:
@@ -33,6 +38,12 @@ CASES = [
     ("ruler-scale-nan", probes.main, ["ruler", "--checkpoint", RULER, "--scale", "nan"], 2, "--scale"),
     ("ruler-threshold-above-1", probes.main, ["ruler", "--checkpoint", RULER, "--threshold", "1.5"], 2, "--threshold"),
     ("ruler-unknown-method", probes.main, ["ruler", "--checkpoint", RULER, "--method", "magic"], 2, "--method"),
+    # the default lengths L..8L come from --original-max-len: refused before loading, not read for hours
+    ("ruler-original-max-len-huge", probes.main, ["ruler", "--checkpoint", RULER, "--original-max-len", "100000"], 1,
+     "--original-max-len"),
+    ("ruler-samples-huge", probes.main, ["ruler", "--checkpoint", RULER, "--lengths", "256", "--samples", "100000000"], 1,
+     "--samples"),
+    ("sweep-pairs-huge", probes.main, ["position-sweep", "--checkpoint", KV, "--pairs", "10000000"], 1, "MAX_SWEEP_TOKENS"),
     ("ruler-kv-checkpoint", probes.main, ["ruler", "--checkpoint", KV], 1, "not a RULER-lite checkpoint"),
     ("ruler-unknown-task", probes.main, ["ruler", "--checkpoint", RULER, "--tasks", "bogus", "--lengths", "256"], 1, "bogus"),
     ("ruler-missing-folder", probes.main, ["ruler", "--checkpoint", "no/such/folder"], 1, "no/such/folder"),
@@ -47,10 +58,14 @@ CASES = [
 @pytest.mark.parametrize("main, argv, status, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_command_line_is_one_line(main, argv, status, words, tmp_path, capsys):
     argv = [_not_json(tmp_path) if a == "NOT_JSON" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    signal.signal(signal.SIGALRM, _too_slow)
+    signal.alarm(30)  # bad input is refused at once: a command that starts the work instead fails here
     try:
         code = main(argv)
     except SystemExit as e:  # argparse exits on a bad argument
         code = e.code
+    finally:
+        signal.alarm(0)
     err = capsys.readouterr().err
     assert code == status, err
     last = err.strip().splitlines()[-1]

@@ -331,3 +331,49 @@ def test_values_narrower_than_keys_match_the_reference(causal):
     ws, rs = [16, 32], [1, 2]
     torch.testing.assert_close(dilated.dilated_attention(q, k, v, ws, rs, causal),
                                dilated.dilated_attention_reference(q, k, v, ws, rs, causal))
+
+
+@pytest.mark.parametrize("kernel", dilated.KERNELS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradgradcheck_second_derivatives_are_exact(causal, kernel):
+    """Double backward (a gradient penalty, a Hessian-vector product) is computed, not silently dropped.
+
+    (6, 10), (3, 4) leaves some queries selected by no pattern: their output 0 must not turn into NaN twice over.
+    """
+    q, k, v = qkv(11, 3, head_dim=3, batch=1, seed=10, dtype=torch.float64)
+    inputs = tuple(x.clone().requires_grad_() for x in (q, k, v))
+    fn = lambda *x: dilated.dilated_attention(*x, (6, 10), (3, 4), causal=causal, kernel=kernel)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, inputs, fast_mode=True)
+    ref = lambda *x: dilated.dilated_attention_reference(*x, (6, 10), (3, 4), causal=causal)  # noqa: E731
+    assert torch.autograd.gradgradcheck(ref, inputs, fast_mode=True)  # the reference, twice differentiable too
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradient_penalty_equals_the_dense_reference(causal):
+    """The case of issue 29: grad with create_graph=True, then backward again, off by 0.2-0.5 before."""
+    ws, rs = (4, 8), (1, 2)
+    q, k, v = qkv(8, 2, head_dim=4, batch=1, seed=11, dtype=torch.float64)
+
+    def penalised(fn):
+        x = tuple(t.clone().requires_grad_() for t in (q, k, v))
+        out = fn(*x)
+        (g,) = torch.autograd.grad(out.sum(), x[0], create_graph=True)  # d out / dq, itself differentiable
+        return torch.autograd.grad(out.square().sum() + g.square().sum(), x)
+
+    fast = penalised(lambda *x: dilated.dilated_attention(*x, ws, rs, causal))
+    ref = penalised(lambda *x: dilated.dilated_attention_reference(*x, ws, rs, causal))
+    for got, want in zip(fast, ref):
+        torch.testing.assert_close(got, want)
+    k_only = tuple(t.clone().requires_grad_(i == 1) for i, t in enumerate((q, k, v)))  # q, v without grad
+    (gk,) = torch.autograd.grad(dilated.dilated_attention(*k_only, ws, rs, causal).sum(), k_only[1], create_graph=True)
+    assert gk.requires_grad
+
+
+def test_second_derivative_refuses_sizes_beyond_the_dense_cap(monkeypatch):
+    monkeypatch.setattr(dilated, "MAX_MASK_ELEMENTS", 100)
+    q, k, v = (x.requires_grad_() for x in qkv(16, 1, batch=1))
+    out = dilated.dilated_attention(q, k, v, 4, 2)
+    out.sum().backward()  # first order has no such cap
+    with pytest.raises(ValueError, match="q: a second derivative"):
+        torch.autograd.grad(dilated.dilated_attention(q, k, v, 4, 2).sum(), q, create_graph=True)

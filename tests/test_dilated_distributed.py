@@ -5,6 +5,8 @@ the tests compare what the ranks returned with single-process lclib.dilated on t
 """
 
 import math
+import os
+import time
 
 import pytest
 import torch
@@ -43,22 +45,42 @@ def inputs(n, heads, dtype, seed=0):
 
 
 def run_cases(cases):
-    """Runs on every rank: each case on this rank's share, then two bad inputs (their error messages)."""
+    """Runs on every rank: each case on this rank's share (with the gradients of q, k, v in float64),
+    then bad inputs and arguments the ranks disagree on (the error each rank raised, or None)."""
     rank, world = dist.get_rank(), dist.get_world_size()
-    results = []
+    results, grads = [], []
     for _, n, heads, ws, rs, causal, dtype in cases:
-        q, k, v = (dd.shard(x, rank, world) for x in inputs(n, heads, dtype))
-        results.append(dd.dilated_attention_distributed(q, k, v, ws, rs, causal))
-    errors = []
+        grad = dtype == torch.float64
+        q, k, v = (dd.shard(x, rank, world).requires_grad_(grad) for x in inputs(n, heads, dtype))
+        out, traffic = dd.dilated_attention_distributed(q, k, v, ws, rs, causal)
+        results.append((out.detach(), traffic))
+        if grad:
+            (out * dd.shard(weights(out.shape[:2] + (n, V_DIM)), rank, world)).sum().backward()
+            grads.append((q.grad, k.grad, v.grad))
+        else:
+            grads.append(None)
     q, k, v = (dd.shard(x, rank, world) for x in inputs(64 * world, 2, torch.float32))
-    for bad in ((q[:, :, : 32 + 8 * rank], k[:, :, : 32 + 8 * rank], v[:, :, : 32 + 8 * rank]),  # n / P differs
-                (q, k[:, :1], v)):                                                            # k not like q
+    last = world - 1
+    bad = [((q[:, :, : 32 + 8 * rank], k[:, :, : 32 + 8 * rank], v[:, :, : 32 + 8 * rank]), {}),  # n / P differs
+           ((q, k[:, :1], v), {}),                                                           # k not like q on all
+           ((q, k, v), dict(causal=rank == 0)),                                               # causal differs
+           ((q, k, v, [16] if rank else [32], [1]), {}),                                      # segment lengths differ
+           (tuple(x.double() if rank == last else x for x in (q, k, v)), {}),                 # dtype differs
+           ((q, k, v), dict(causal="yes" if rank == last else False)),                        # bad on the last rank
+           (tuple(x.requires_grad_(rank == 0) for x in (q.clone(), k.clone(), v.clone())), {})]  # gradients differ
+    errors = []
+    for args, kw in bad:
         try:
-            dd.dilated_attention_distributed(*bad, [16], [1])
+            dd.dilated_attention_distributed(*args, *([[16], [1]] if len(args) == 3 else []), **kw)
             errors.append(None)
-        except ValueError as e:
-            errors.append(str(e))
-    return results, errors
+        except (ValueError, TypeError) as e:
+            errors.append(f"{type(e).__name__}: {e}")
+    return results, grads, errors
+
+
+def weights(shape):
+    """A fixed random cotangent, so that every output row weighs in the gradient differently."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
 
 @pytest.fixture(scope="module", params=[(2, "spawn"), (4, "fork")], ids=["P2-spawn", "P4-fork"])
@@ -73,7 +95,7 @@ def test_output_equals_single_process(launched):
     world, cases, ranks = launched
     for i, (name, n, heads, ws, rs, causal, dtype) in enumerate(cases):
         q, k, v = inputs(n, heads, dtype)
-        got = torch.cat([results[i][0] for results, _ in ranks], dim=2)      # (B, H, n, Dv)
+        got = torch.cat([results[i][0] for results, _, _ in ranks], dim=2)   # (B, H, n, Dv)
         assert got.shape == (BATCH, heads, n, V_DIM) and got.dtype == dtype, name
         want = dilated.dilated_attention(q, k, v, ws, rs, causal)
         tol = 1e-5 if dtype == torch.float32 else 1e-10
@@ -92,7 +114,7 @@ def test_measured_bytes_equal_formula(launched):
         size = torch.finfo(dtype).bits // 8
         row = BATCH * heads * (HEAD_DIM + V_DIM) * size                      # one sparsified key + value
         local_len = n // world
-        for rank, (results, _) in enumerate(ranks):
+        for rank, (results, _, _) in enumerate(ranks):
             measured = results[i][1]
             assert measured == dd.communication_bytes(n, world, ws, rs, heads, HEAD_DIM, V_DIM, BATCH, size, rank)
             if name.startswith("geometric"):
@@ -109,11 +131,38 @@ def test_measured_bytes_equal_formula(launched):
         assert [p[0] for p in mixed] == [0] * 4 and [p[2] for p in mixed] == [3 * 16 * row] * 4
 
 
-def test_bad_input_raises_on_every_rank(launched):
-    _, _, ranks = launched
-    for _, errors in ranks:
-        assert "same shape" in errors[0]
+def test_gradients_equal_single_process(launched):
+    """The all-gather's backward sums the peers' gradients of each process's keys and values."""
+    world, cases, ranks = launched
+    for i, (name, n, heads, ws, rs, causal, dtype) in enumerate(cases):
+        if dtype != torch.float64:
+            continue
+        q, k, v = (x.requires_grad_() for x in inputs(n, heads, dtype))
+        (dilated.dilated_attention(q, k, v, ws, rs, causal) * weights((BATCH, heads, n, V_DIM))).sum().backward()
+        for j, want in enumerate((q.grad, k.grad, v.grad)):
+            got = torch.cat([grads[i][j] for _, grads, _ in ranks], dim=2)
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0, msg=f"d/d{'qkv'[j]}, {name}, P={world}")
+
+
+def test_bad_input_and_disagreement_raise_on_every_rank(launched):
+    """Every rank raises, naming the argument and each rank's value (none hangs, none runs on)."""
+    world, _, ranks = launched
+    last = world - 1
+    for rank, (_, _, errors) in enumerate(ranks):
+        assert errors[0].startswith("ValueError: q.shape") and "must be the same on every process" in errors[0]
+        assert f"rank {last}: ({BATCH}, 2, {32 + 8 * last}, {HEAD_DIM})" in errors[0]
         assert "k must have the shape of q" in errors[1]
+        assert errors[2] == "ValueError: causal must be the same on every process, got " + \
+            ", ".join(f"rank {r}: {r == 0}" for r in range(world))
+        assert errors[3].startswith("ValueError: segment_lengths, dilation_rates must be the same") and \
+            "rank 0: [(32, 1)], rank 1: [(16, 1)]" in errors[3]
+        assert errors[4].startswith("ValueError: dtype must be the same") and f"rank {last}: torch.float64" in errors[4]
+        if rank == last:
+            assert errors[5] == "TypeError: causal must be a bool, got 'yes'"
+        else:
+            assert errors[5] == f"ValueError: rank {last} of {world} refused its input, so every process stops: " \
+                                "TypeError: causal must be a bool, got 'yes'"
+        assert errors[6].startswith("ValueError: requires_grad") and "rank 0: True, rank 1: False" in errors[6]
 
 
 def test_geometric_cost_per_all_gather_is_constant_in_n():
@@ -168,12 +217,31 @@ def test_bad_arguments():
             dd.dilated_attention_distributed(q, k, v, [8], [1])
 
 
-def fail_on_rank_one():
+def fail_on_rank_one(how):
+    """Rank 1 fails at once while rank 0 waits for it in a collective, which then fails too."""
     if dist.get_rank() == 1:
-        raise ValueError("rank one refuses")
+        if how == "raise":
+            raise ValueError("boom")
+        os._exit(3)  # dies without a word, as a killed process does
+    dist.all_reduce(torch.ones(1))
     return dist.get_rank()
 
 
-def test_launch_reports_a_failing_rank():
-    with pytest.raises(RuntimeError, match="(?s)rank 1 of 2 failed.*rank one refuses"):
-        dd.launch(fail_on_rank_one, 2, start_method="fork", timeout=60)
+def sleep(seconds):
+    time.sleep(seconds)
+
+
+def test_launch_raises_the_first_failure_not_the_peers_consequences():
+    """Rank 0's own error is a closed connection; the one raised is rank 1's, with its type and traceback."""
+    with pytest.raises(ValueError, match=r"^rank 1 of 2 failed first: boom$") as info:
+        dd.launch(fail_on_rank_one, 2, "raise", start_method="fork", timeout=60)
+    assert "in fail_on_rank_one" in str(info.value.__cause__) and 'ValueError("boom")' in str(info.value.__cause__)
+    with pytest.raises(RuntimeError, match=r"rank 1 of 2 failed first: it exited with code 3 without a result"):
+        dd.launch(fail_on_rank_one, 2, "exit", start_method="fork", timeout=60)
+
+
+def test_launch_stops_ranks_past_the_timeout():
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"ranks \[0, 1\] of 2 were still running after timeout=1 s"):
+        dd.launch(sleep, 2, 60, start_method="fork", timeout=1)
+    assert time.monotonic() - start < 30

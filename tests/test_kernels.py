@@ -103,3 +103,49 @@ def test_crossover_length_needs_the_candidate_faster_from_there_on():
                        (([1, 2], [1.0, 1.0], [1.0, float("nan")]), "candidate_s"), (([], [], []), "lengths")):
         with pytest.raises(ValueError, match=match):
             kernels.crossover_length(*bad)
+
+
+def test_materialised_causal_alignment_and_more_queries_than_keys():
+    """Queries are the last T of S positions; T > S would leave rows with no key, so it is refused (issue 29)."""
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 6, 4, generator=g) for _ in range(3))
+    with pytest.raises(ValueError, match="q has more queries \\(6\\) than k has keys \\(4\\)"):
+        kernels.attention_materialised(q, k[:, :, :4], v[:, :, :4])  # NaN rows 0 and 1 before
+    out = kernels.attention_materialised(q, k[:, :, :4], v[:, :, :4], causal=False)  # no mask: every row sees keys
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k[:, :, :4], v[:, :, :4]))
+    for T in range(1, 7):  # T <= S: finite, and query t sees keys up to S - T + t
+        got = kernels.attention_materialised(q[:, :, -T:], k, v)
+        assert bool(got.isfinite().all())
+        torch.testing.assert_close(got[:, :, :1], F.scaled_dot_product_attention(
+            q[:, :, -T:][:, :, :1], k[:, :, :7 - T], v[:, :, :7 - T]))
+
+
+def test_materialised_refuses_a_score_matrix_beyond_the_cap():
+    n = 1 << 15  # (n, n) scores: 4 GiB in float32; the views below hold one float each
+    q = torch.zeros(1, 1, 1, 1).expand(1, 1, n, 1)
+    with pytest.raises(ValueError, match="MAX_SCORES"):
+        kernels.attention_materialised(q, q, q)
+
+
+@pytest.mark.parametrize("layout", ["pairs", None])
+def test_rope_fused_refuses_an_unknown_layout_instead_of_interleaving(layout):
+    x, cos, sin = _x_cos_sin()
+    with pytest.raises(ValueError, match="layout"):
+        kernels.rope_fused(x, cos, sin, layout)  # read as "interleaved" before, without a word
+
+
+def test_rope_fused_refuses_cos_that_would_broadcast():
+    x, cos, sin = _x_cos_sin()
+    with pytest.raises(ValueError, match="cos and sin"):
+        kernels.rope_fused(x, cos[:1], sin[:1])  # one angle for every position, silently, before
+
+
+def test_crossover_length_takes_numpy_numbers_and_refuses_nonsense():
+    np = pytest.importorskip("numpy")
+    assert kernels.crossover_length(np.array([1, 2]), np.array([2.0, 2.0], np.float32), [1.0, 1.0]) == 1
+    with pytest.raises(ValueError, match="lengths"):
+        kernels.crossover_length([-2, -1], [1.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="candidate_s"):
+        kernels.crossover_length([1, 2], [1.0, 1.0], [-1.0, 1.0])
+    with pytest.raises(TypeError, match="lengths"):
+        kernels.crossover_length(None, [1.0], [1.0])

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from lclib import kv_cache, kv_compression
+from lclib import scaling as S
 from lclib.kv_cache import KVCache, cache_bytes
 from lclib.kv_compression import Window
-from lclib.model import GPT, GPTConfig
+from lclib.model import GPT, MAX_GENERATE_LEN, GPTConfig
 
 
 def tiny(n_kv_head: int = 4, pos_encoding: str = "rope", seed: int = 0) -> GPT:
@@ -198,3 +199,164 @@ def test_hf_cache_tensors_reads_every_cache_layout():
         out = transformers.LlamaForCausalLM(config).eval()(torch.randint(0, 50, (3, 7)), use_cache=True)
     tensors = kv_cache.hf_cache_tensors(out)
     assert len(tensors) == 2 and all(t.shape == (3, 2, 7, 8) for pair in tensors for t in pair)
+
+
+# --- issue 29: the cache and the model agree by construction ----------------------------------------
+
+SCALINGS = {"plain": None, "linear": S.RopeScaling("linear", 2.0), "ntk": S.RopeScaling("ntk", 2.0),
+            "yarn": S.RopeScaling("yarn", 4.0, original_max_len=8), "llama3": S.RopeScaling("llama3", 4.0, original_max_len=8),
+            "dynamic_ntk": S.RopeScaling("dynamic_ntk", 2.0, original_max_len=8)}
+
+
+def scaled(name: str, n_kv_head: int = 4) -> GPT:
+    return tiny(n_kv_head).set_rope_scaling(SCALINGS[name])
+
+
+@pytest.mark.parametrize("name", list(SCALINGS))
+@pytest.mark.parametrize("prompt_len", [5, 12])  # decoding from within L = 8 past it, and a prefill already past it
+def test_generate_same_tokens_with_and_without_cache_for_every_scaling(name, prompt_len):
+    model = scaled(name, n_kv_head=2)
+    prompt = torch.randint(0, 30, (3, prompt_len), generator=torch.Generator().manual_seed(6))
+    assert torch.equal(model.generate(prompt, 20), model.generate(prompt, 20, use_cache=False))
+    # the same with a Window cache: its tokens are the windowed full forward's
+    policy = Window(recent=6, sinks=2)
+    windowed = model.generate(prompt, 20, cache=KVCache(2, policy=policy))
+    model.set_attention(kv_compression.window_attention(policy))
+    assert torch.equal(windowed, model.generate(prompt, 20, use_cache=False))
+
+
+def test_dynamic_ntk_cached_keys_go_stale_past_L_and_the_forward_refuses_them():
+    """Past L dynamic NTK moves every frequency with the length: reading the old keys on would mix
+    frequencies (the fault of issue 29, shown here by hand); the cached forward refuses, naming the scaling."""
+    model = scaled("dynamic_ntk")
+    tokens = torch.randint(0, 30, (2, 12), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        full = model(tokens)  # (B, 12, vocab): frequencies of length 12 everywhere
+        cache = KVCache(2)
+        model(tokens[:, :11], cache=cache)  # keys rotated with the frequencies of length 11
+        with pytest.raises(ValueError, match="dynamic_ntk.*rope_len"):
+            model(tokens[:, 11:], cache=cache)
+        assert len(cache) == 11  # the refused step left the cache as it was
+        mixed = model(tokens[:, 11:], cache=cache, rope_len=11)  # what the old code did: length-11 keys, ...
+        assert (mixed[:, 0] - full[:, 11]).abs().max() > 1e-3  # ... which is not the full forward
+        # a fixed rope_len keeps the frequencies, and the cache then equals the full forward with that rope_len
+        fixed = KVCache(2)
+        torch.testing.assert_close(decode_with(model, tokens, 4, fixed, rope_len=12), model(tokens, rope_len=12),
+                                   atol=1e-5, rtol=1e-5)
+        # within L dynamic NTK is plain RoPE: the cache reads on
+        short = KVCache(2)
+        torch.testing.assert_close(decode(model, tokens[:, :8], 3, short), model(tokens[:, :8]), atol=1e-5, rtol=1e-5)
+
+
+def decode_with(model: GPT, tokens: torch.Tensor, prefill: int, cache: KVCache, rope_len: int) -> torch.Tensor:
+    """decode() with a fixed rope_len at every step."""
+    parts = [model(tokens[:, :prefill], cache=cache, rope_len=rope_len)]
+    parts += [model(tokens[:, t:t + 1], cache=cache, rope_len=rope_len) for t in range(prefill, tokens.shape[1])]
+    return torch.cat(parts, dim=1)
+
+
+def test_changing_the_scaling_between_cached_steps_is_refused_naming_both():
+    model = tiny()
+    tokens = torch.randint(0, 30, (2, 9), generator=torch.Generator().manual_seed(8))
+    cache = KVCache(2)
+    with torch.no_grad():
+        model(tokens[:, :6], cache=cache)
+        model.set_rope_scaling(SCALINGS["yarn"])
+        with pytest.raises(ValueError, match=r"rope_scaling changed.*None.*yarn"):
+            model(tokens[:, 6:7], cache=cache)
+        model.set_rope_scaling(None)  # back to the cache's scaling: it reads on, as if nothing happened
+        got = torch.cat([model(tokens[:, t:t + 1], cache=cache) for t in range(6, 9)], dim=1)
+        torch.testing.assert_close(got, model(tokens)[:, 6:], atol=1e-5, rtol=1e-5)
+
+
+def test_a_step_that_fails_midway_leaves_the_cache_as_it_was():
+    model = tiny(2)
+    tokens = torch.randint(0, 30, (2, 10), generator=torch.Generator().manual_seed(9))
+    cache = KVCache(2)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with torch.no_grad():
+        model(tokens[:, :7], cache=cache)
+        model.blocks[1].attn.forward = interrupted  # layer 0 has taken the new keys when layer 1 fails
+        with pytest.raises(KeyboardInterrupt):
+            model(tokens[:, 7:8], cache=cache)
+        del model.blocks[1].attn.forward
+        assert len(cache) == 7 and cache.keys[0].shape[2] == cache.keys[1].shape[2] == 7
+        got = torch.cat([model(tokens[:, t:t + 1], cache=cache) for t in range(7, 10)], dim=1)
+        torch.testing.assert_close(got, model(tokens)[:, 7:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("name", ["plain", "dynamic_ntk"])
+def test_a_left_padded_row_continues_exactly_as_the_row_alone(use_cache, name):
+    model = scaled(name)
+    gen = torch.Generator().manual_seed(10)
+    rows = [torch.randint(0, 30, (1, n), generator=gen) for n in (9, 4, 7, 4)]
+    T, pad = 9, 3
+    prompt = torch.cat([torch.cat([torch.full((1, T - r.shape[1]), pad), r], 1) for r in rows])  # (4, 9)
+    mask = torch.stack([torch.arange(T) >= T - r.shape[1] for r in rows])  # (4, 9) bool, 0s then 1s
+    out = model.generate(prompt, 12, use_cache=use_cache, attention_mask=mask)
+    assert out.shape == (4, T + 12) and torch.equal(out[:, :T], prompt)  # the padding stays in front
+    for i, row in enumerate(rows):
+        assert torch.equal(out[i, T - row.shape[1]:], model.generate(row, 12, use_cache=use_cache)[0])
+    assert torch.equal(model.generate(prompt, 12, use_cache=use_cache, attention_mask=torch.ones(4, T, dtype=torch.long)),
+                       model.generate(prompt, 12, use_cache=use_cache))  # an all-ones mask is no mask
+    # without the mask the padding is read as text: the row's continuation changes (what the mask is for)
+    unmasked = model.generate(prompt, 12, use_cache=use_cache)
+    assert not torch.equal(unmasked[1, -12:], out[1, -12:])
+
+
+def test_empty_prompt_gives_the_same_error_with_and_without_the_cache():
+    model = tiny()
+    for use_cache in (True, False):
+        with pytest.raises(ValueError, match=r"prompt must hold at least one row of at least one token, got shape \(2, 0\)"):
+            model.generate(torch.zeros(2, 0, dtype=torch.long), 3, use_cache=use_cache)
+
+
+def test_generate_is_bounded_by_max_generate_len():
+    model = tiny()
+    prompt = torch.zeros(1, 6, dtype=torch.long)
+    for use_cache in (True, False):
+        with pytest.raises(ValueError, match=f"max_new_tokens.*{MAX_GENERATE_LEN}.*6 \\+ {MAX_GENERATE_LEN}"):
+            model.generate(prompt, MAX_GENERATE_LEN, use_cache=use_cache)
+
+
+def test_cache_refuses_a_batch_or_head_layout_that_changed_between_steps():
+    model = tiny()
+    cache = KVCache(2)
+    with torch.no_grad():
+        model(torch.zeros(2, 5, dtype=torch.long), cache=cache)
+        with pytest.raises(ValueError, match="tokens must have the cache's batch size 2, got 3"):
+            model(torch.zeros(3, 1, dtype=torch.long), cache=cache)
+        model.group_kv_heads(2)
+        with pytest.raises(ValueError, match="n_kv_head=4.*n_kv_head=2"):
+            model(torch.zeros(2, 1, dtype=torch.long), cache=cache)
+    assert len(cache) == 5 and cache.layout == (2, 4, 8)
+    cache.clear()
+    assert len(cache) == 0 and cache.layout is None and cache.rope is None and cache.next_position == 0
+
+
+def test_cache_remembers_the_rope_its_keys_were_rotated_with():
+    model = scaled("yarn")
+    cache = KVCache(2)
+    with torch.no_grad():
+        model(torch.zeros(1, 5, dtype=torch.long), cache=cache)
+    scaling, inv_freq, factor = cache.rope
+    assert scaling == SCALINGS["yarn"] and inv_freq.shape == (4,) and factor == S.yarn_temperature(4.0)
+    assert cache.rope_conflict((scaling, inv_freq.clone(), factor)) is None
+    assert "other frequencies" in cache.rope_conflict((scaling, inv_freq * 2, factor))
+    none_model_cache = KVCache(2)
+    with torch.no_grad():
+        tiny(pos_encoding="none")(torch.zeros(1, 5, dtype=torch.long), cache=none_model_cache)
+    assert none_model_cache.rope is None  # no RoPE, nothing to remember
+
+
+def test_group_kv_heads_refuses_before_touching_a_block():
+    model = tiny()
+    before = [b.attn.qkv.weight.clone() for b in model.blocks]
+    for bad in (3, 0, -1, True, 2.0, "2", 8):
+        with pytest.raises(ValueError, match="n_kv_head must be a positive int dividing n_head = 4"):
+            model.group_kv_heads(bad)
+    assert model.n_kv_head == 4 and all(torch.equal(b.attn.qkv.weight, w) for b, w in zip(model.blocks, before))

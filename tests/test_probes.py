@@ -158,3 +158,21 @@ def test_t_quantile_matches_published_tables():
     assert probes.t_quantile_95(100_000) == pytest.approx(probes.Z95, abs=1e-4)
     mean, half = probes.mean_ci(torch.arange(12.0))  # 12 values: 11 degrees of freedom (2.201), not 1.96
     assert half.item() == pytest.approx(2.201 * torch.arange(12.0).std().item() / 12 ** 0.5, rel=1e-3)
+
+
+def test_t_quantile_for_huge_dof_is_immediate_and_tends_to_the_normal():
+    import time
+
+    start = time.perf_counter()
+    t = probes.t_quantile_95(10**9)  # before: 100 bisection steps of a sum of 5 * 10^8 terms
+    assert time.perf_counter() - start < 1 and t == pytest.approx(probes.Z95, abs=1e-8)
+    # the expansion agrees with the exact sum where both apply
+    dof = probes.EXACT_DOF + 1
+    assert probes._t_two_sided(probes.t_quantile_95(dof), dof) == pytest.approx(0.95, abs=1e-12)
+    assert probes.t_quantile_95(100) == pytest.approx(1.98397152, abs=1e-8)
+
+
+def test_position_sweep_refuses_more_probe_tokens_than_its_cap():
+    model = GPT(GPTConfig(vocab_size=KVTask().vocab_size, n_layer=1, n_head=2, d_model=8))
+    with pytest.raises(ValueError, match="MAX_SWEEP_TOKENS"):
+        probes.position_sweep(model, KVTask(n_pairs=4), 10**5, samples=256)

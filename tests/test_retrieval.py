@@ -6,6 +6,7 @@ import math
 import re
 from collections import Counter
 
+import bm25s
 import numpy as np
 import pytest
 
@@ -302,7 +303,7 @@ def test_bad_input_is_refused_by_name():
         r.search("cat", 1.5)
     with pytest.raises(TypeError, match="k must"):
         r.search("cat", True)
-    with pytest.raises(TypeError, match="text"):
+    with pytest.raises(TypeError, match="query"):
         r.search(None, 1)
     for kwargs, name in (({"k1": -1.0}, "k1"), ({"b": 1.5}, "b"), ({"method": "okapi"}, "method")):
         with pytest.raises(ValueError, match=name):
@@ -335,3 +336,93 @@ def test_every_public_name_is_tested_here():
     public = {n for n in dir(retrieval) if not n.startswith("_") and getattr(getattr(retrieval, n), "__module__", None) == retrieval.__name__}
     assert public == {"BM25", "Retriever", "Split", "RagPrompt", "words", "split_context", "rag_prompt",
                       "answer_chunks", "recall_at_k", "iterative_retrieve", "arrange"}
+
+
+# --- issue 29: Unicode folding, and the contracts of the arguments and of a retriever ----------------------
+
+_OLD_TERMS = re.compile(r"[^\W_]+(?:-[^\W_]+)*")  # the analyser before NFKC folding: lowercase, then this
+
+
+def test_words_folds_unicode_forms_to_one_term():
+    nfc, nfd = "caf\u00e9", "cafe\u0301"  # composed and decomposed e-acute
+    assert nfc != nfd and words(nfd) == words(nfc) == ["caf\u00e9"]
+    assert words("\uff15\uff18\uff13\uff13") == ["5833"]  # full-width digits
+    assert words("\uff30\uff49\uff4e\uff4b-sugar") == ["pink-sugar"]  # full-width letters, ASCII hyphen
+    assert words("STRASSE Stra\u00dfe") == ["strasse", "strasse"]  # casefold, not lower
+    chunks = ["The cafe\u0301 opens at noon.", "One of the special magic numbers is: \uff15\uff18\uff13\uff13.", "Noise."]
+    r = BM25()
+    r.index(chunks)
+    assert r.search("caf\u00e9", 1)[0][0] == 0 and r.search("magic number 5833", 1)[0][0] == 1
+    assert answer_chunks(chunks, ["5833"]) == [1] and answer_chunks(chunks, ["CAF\u00c9"]) == [0]
+
+
+@pytest.mark.parametrize("length", [4 * L, 8 * L])
+def test_words_is_unchanged_on_the_ascii_corpora_of_the_notebooks(length):
+    """Notebook 07's corpora (every task, RULER's layouts and the lab's) are ASCII: NFKC and casefold leave their
+    terms, and so every BM25 score, exactly as the plain lowercase analyser gave them."""
+    samples = [make_sample(t, length, seed) for t in ("niah_single_1", "niah_single_3", "niah_multikey_2", "vt",
+                                                       "cwe", "fwe", "qa") for seed in (0, 1)]
+    samples += [lab(t, length, seed) for t in LAB_TASKS for seed in (0, 1)]
+    for s in samples:
+        assert s.prompt.isascii()
+        assert words(s.prompt) == _OLD_TERMS.findall(s.prompt.lower())
+        head, chunks, tail = split_context(s)
+        r = BM25()
+        r.index(chunks)
+        before = bm25s.BM25(k1=1.5, b=0.75, method="lucene", dtype="float64")  # BM25.scores before the change
+        before.index([_OLD_TERMS.findall(c.lower()) for c in chunks], show_progress=False)
+        known = [t for t in dict.fromkeys(_OLD_TERMS.findall(tail.lower())) if t in before.vocab_dict]
+        expected = before.get_scores(known) if known else np.zeros(len(chunks))  # bm25s cannot score no term
+        assert np.array_equal(r.scores(tail), expected)  # bit for bit
+
+
+def test_a_bare_str_is_refused_where_a_list_of_str_belongs():
+    chunks = ["The answer is 5833.", "5 8 3 3", "nothing here"]
+    # before: "5833" was read as the answers "5", "8", "3", "3" and found in chunk 1 as well
+    with pytest.raises(TypeError, match="answers"):
+        answer_chunks(chunks, "5833")
+    with pytest.raises(TypeError, match="answers"):
+        answer_chunks(chunks, [5833])
+    assert answer_chunks(chunks, ["5833"]) == [0]
+    with pytest.raises(TypeError, match="chunks"):
+        answer_chunks("The answer is 5833.", ["5833"])
+    with pytest.raises(TypeError, match="first_query"):
+        iterative_retrieve(BM25(), SMALL, None, vt_reader, 3)
+    with pytest.raises(TypeError, match="next_query"):
+        iterative_retrieve(BM25(), SMALL, "cat", lambda chunk: 42, 3)
+    with pytest.raises(TypeError, match="tokenizer"):
+        rag_prompt(lab("niah_single_1", 512, 0), BM25(), 3, tokenizer="words")
+
+
+def test_arrange_refuses_a_one_shot_iterator_it_would_use_up():
+    assert retrieval.arrange(range(4), "ends") == [0, 2, 3, 1]  # a range is a sequence
+    with pytest.raises(TypeError, match="ranked"):  # before: [] (the check consumed the iterator)
+        retrieval.arrange(iter([2, 0, 1]), "document")
+
+
+class _Faulty:
+    """A retriever whose search breaks the Retriever contract in one way."""
+
+    def __init__(self, result):
+        self.result = result
+
+    def index(self, chunks):
+        self.n = len(chunks)
+
+    def search(self, query, k):
+        return self.result(self.n, k)
+
+
+@pytest.mark.parametrize("result, error", [
+    (lambda n, k: [(0, 1.0)], ValueError),  # fewer than k: recall would be over the one it returned
+    (lambda n, k: [(0, 1.0)] * k, ValueError),  # the same chunk again
+    (lambda n, k: [(n + 5, 1.0)] * k, ValueError),  # no such chunk
+    (lambda n, k: "0", TypeError),  # not a list of pairs
+    (lambda n, k: [0] * k, TypeError),  # indices without scores
+])
+def test_a_retriever_that_breaks_its_contract_is_named(result, error):
+    s = lab("niah_single_1", 512, 0)
+    for call in (lambda: rag_prompt(s, _Faulty(result), 3), lambda: recall_at_k(s, _Faulty(result), 3),
+                 lambda: iterative_retrieve(_Faulty(result), SMALL, "cat", lambda c: "cat", 3)):
+        with pytest.raises(error, match="_Faulty.search"):
+            call()

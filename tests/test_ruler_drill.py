@@ -61,3 +61,15 @@ def test_batches_put_targets_on_answers_only_and_repeat_per_generator_seed():
     assert torch.equal(again["tokens"], tokens) and torch.equal(again["targets"], targets)
     assert d.to_dict() == {"drill": "compact", "min_len": 32, "max_len": 128, "num_keys": [2, 6], "key_pool": 64,
                            "fillers": 16}
+
+
+def test_drill_lengths_and_batches_are_capped():
+    from lclib.ruler.mixture import MAX_BATCH
+    from lclib.ruler.tasks import MAX_LENGTH
+
+    with pytest.raises(ValueError, match="max_len"):
+        drill.RecallDrill(32, MAX_LENGTH + 1, "compact")
+    with pytest.raises(ValueError, match="length"):  # before: a haystack of 10^9 tokens, one at a time
+        drill.RecallDrill(32, 64, "compact_noise").row(0, 10**9)
+    with pytest.raises(ValueError, match="batch"):
+        drill.RecallDrill(32, 64, "compact").sample(MAX_BATCH + 1, torch.Generator())

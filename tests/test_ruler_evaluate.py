@@ -6,6 +6,7 @@ import torch
 from lclib import scaling
 from lclib.ruler import evaluate as P
 from lclib.model import GPT, GPTConfig
+from lclib.ruler.mixture import LAB_TASKS
 from lclib.ruler.words import default_tokenizer
 
 TOK = default_tokenizer()
@@ -212,3 +213,73 @@ def test_teacher_match_credits_each_value_in_place_where_exact_match_wants_every
         scores = {mode: P.evaluate(P.LabModel(model), {"niah_multivalue": params}, [200], samples=1, seed=0,
                                    mode=mode)["scores"]["niah_multivalue"][200] for mode in ("teacher_exact", "teacher_match")}
         assert scores == {"teacher_exact": exact, "teacher_match": match}, answer
+
+
+# --- issue 29: one result per prompt, lists of str, and the length cap ---------------------------------------
+
+class _Short:
+    """A TextModel that returns one output whatever the number of prompts (the fault evaluate must not score)."""
+
+    def count(self, text):
+        return TOK.count(text)
+
+    def generate(self, prompts, max_new_tokens):
+        return [" 1234."]
+
+
+class _Text(_Short):
+    def generate(self, prompts, max_new_tokens):
+        return " 1234."  # one str: its characters would pass for outputs
+
+
+def test_evaluate_refuses_a_model_that_returns_other_than_one_output_per_prompt():
+    # before: one output for four prompts gave a score over that one sample
+    with pytest.raises(ValueError, match=r"_Short\.generate returned 1 results for 4 prompts"):
+        P.evaluate(_Short(), ["niah_single_1"], [256], samples=4, budget="lab")
+    with pytest.raises(TypeError, match=r"_Text\.generate must return a list"):
+        P.evaluate(_Text(), ["niah_single_1"], [256], samples=4, budget="lab")
+
+    class ShortTeacher(P.LabModel):
+        def teacher_forced(self, prompts, completions):
+            out = super().teacher_forced(prompts, completions)
+            return P.TeacherForced(*(field[:1] for field in out))
+
+    model = ShortTeacher(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
+    with pytest.raises(ValueError, match=r"ShortTeacher\.teacher_forced returned 1 results for 3 prompts"):
+        P.evaluate(model, {"niah_single_1": LAB_TASKS["niah_single_1"]}, [128], samples=3, mode="teacher_exact")
+
+
+def test_lab_model_refuses_a_str_where_a_list_of_str_belongs():
+    lab = P.LabModel(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
+    # before: teacher_forced("ab", "cd") read two one-letter prompts, token_nll("abc") three one-letter texts
+    with pytest.raises(TypeError, match="prompts"):
+        lab.teacher_forced("ab", "cd")
+    with pytest.raises(TypeError, match="completions"):
+        lab.teacher_forced(["a", "b"], "cd")
+    with pytest.raises(TypeError, match="texts"):
+        lab.token_nll("abc")
+    with pytest.raises(TypeError, match="prompts"):
+        lab.generate(["fine", 3], 2)
+    assert len(lab.token_nll(["abc"])) == 1 and len(lab.teacher_forced(["a b"], [" c."]).exact) == 1
+
+
+def test_every_entry_point_refuses_lengths_past_its_cap_at_once():
+    lab = P.LabModel(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
+    with pytest.raises(ValueError, match="lengths"):
+        P.evaluate(lab, ["niah_single_1"], [P.LAB_MAX_LENGTH + 1], samples=1)
+    with pytest.raises(ValueError, match="lengths"):
+        P.evaluate(_Short(), ["niah_single_1"], [P.ruler.MAX_LENGTH + 1], samples=1)
+    with pytest.raises(ValueError, match="samples"):
+        P.evaluate(lab, ["niah_single_1"], [64], samples=P.MAX_SAMPLES + 1)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        lab.generate(["a"], 10**9)  # before: a loop of a billion forward passes on a model that never says EOS
+    with pytest.raises(ValueError, match="LAB_MAX_LENGTH"):
+        lab.token_nll(["word " * (P.LAB_MAX_LENGTH + 1)])
+    with pytest.raises(ValueError, match="depths"):
+        P.evaluate(lab, ["niah_single_1"], [64], samples=1, depths="0.5")
+
+
+def test_lab_model_names_a_model_whose_logits_have_the_wrong_shape():
+    lab = P.LabModel(lambda ids: torch.zeros(ids.shape[0], len(TOK)))  # (B, vocab): the last position only
+    with pytest.raises(ValueError, match=r"logits \(B, T, vocab\)"):
+        lab.teacher_forced(["a b"], [" c."])

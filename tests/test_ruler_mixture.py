@@ -70,7 +70,7 @@ def test_weights_draw_tasks_in_proportion_and_default_to_the_plain_mixture():
     weights = {"niah_single_1": 1, "niah_multikey_1": 3}
     tasks = {t: ruler_mix.LAB_TASKS[t] for t in weights}
     mix = ruler_mix.RulerMixture(144, 160, tasks, weights=weights)
-    assert mix._pool.count("niah_multikey_1") == 3 and mix.to_dict()["weights"] == weights
+    assert [mix._task(s) for s in range(sum(weights.values()))].count("niah_multikey_1") == 3 and mix.to_dict()["weights"] == weights
     assert "weights" not in ruler_mix.RulerMixture(144, 160, tasks).to_dict()
     with pytest.raises(ValueError, match="weights"):
         ruler_mix.RulerMixture(144, 160, tasks, weights={"niah_single_1": 1})
@@ -142,3 +142,66 @@ def test_ruler_command_line_failures_exit_1_with_one_line(tmp_path, capsys):
     kv = "weights/lost_in_the_middle/skewed_seed0"  # a checkpoint of the wrong kind is named as such
     assert probes.main(["ruler", "--checkpoint", kv]) == 1
     assert "not a RULER-lite checkpoint" in capsys.readouterr().err
+
+
+# --- issue 29: loss flags, caps and weights --------------------------------------------------------------------
+
+def test_pack_rows_reads_0_1_int_flags_as_false_true_not_as_indices():
+    row, flags = [5, 6, 7, 8, 9], [False, False, False, True, True]
+    as_bools = ruler_mix.pack_rows([(row, flags)], 0)
+    as_ints = ruler_mix.pack_rows([(row, [int(f) for f in flags])], 0)  # before: indices 0 and 1, other targets
+    assert torch.equal(as_ints["targets"], as_bools["targets"])
+    assert as_bools["targets"].tolist() == [[-100, -100, 8, 9, -100]]
+    for bad, error in (([0, 0, 2, 1, 1], ValueError), ([0.0, 0, 0, 1, 1], ValueError), ("00011", TypeError),
+                       ([False] * 4, ValueError)):
+        with pytest.raises(error, match=r"rows\[0\]"):
+            ruler_mix.pack_rows([(row, bad)], 0)
+    with pytest.raises(ValueError, match="pad_id"):
+        ruler_mix.pack_rows([(row, flags)], -1)
+    with pytest.raises(ValueError, match=r"rows\[0\] token ids"):
+        ruler_mix.pack_rows([([5.0, 6.0], [False, True])], 0)
+
+
+def _within(seconds, call):
+    """call() under an alarm: a bad length must be refused at once, not started."""
+    import signal
+
+    def too_slow(signum, frame):
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(seconds)
+    try:
+        return call()
+    finally:
+        signal.alarm(0)
+
+
+def test_mixture_caps_are_applied_before_any_work():
+    from lclib.ruler.tasks import MAX_LENGTH
+
+    with pytest.raises(ValueError, match="max_len"):  # before: a sample of 10^9 tokens built at construction
+        _within(5, lambda: ruler_mix.RulerMixture(144, 10**9))
+    with pytest.raises(ValueError, match="batch"):
+        _within(5, lambda: ruler_mix.RulerMixture(144, 160).sample(ruler_mix.MAX_BATCH + 1, torch.Generator()))
+    with pytest.raises(ValueError, match="rows"):
+        ruler_mix.pack_rows([([1, 2], [False, True])] * (ruler_mix.MAX_BATCH + 1), 0)
+    assert MAX_LENGTH == 131072
+
+
+def test_huge_weights_are_drawn_in_proportion_without_a_pool_of_that_size():
+    tasks = {t: ruler_mix.LAB_TASKS[t] for t in ("niah_single_1", "niah_multikey_1")}
+    # before: a list of 2 * 10^12 names was built at construction
+    mix = _within(10, lambda: ruler_mix.RulerMixture(144, 160, tasks, weights={"niah_single_1": 10**12,
+                                                                                 "niah_multikey_1": 10**12}))
+    assert mix._task(10**12 - 1) == "niah_single_1" and mix._task(10**12) == "niah_multikey_1"
+
+
+def test_the_cli_refuses_default_lengths_from_an_absurd_training_length(base, capsys):
+    path, _ = base
+    config = json.loads((path / "config.json").read_text())
+    config["task"]["max_len"] = 10**6  # L..8L would be read for hours, in one forward pass each
+    (path / "config.json").write_text(json.dumps(config))
+    assert _within(20, lambda: probes.main(["ruler", "--checkpoint", str(path), "--samples", "1"])) == 1
+    err = capsys.readouterr().err
+    assert "training length (max_len)" in err and "--lengths" in err and len(err.strip().splitlines()) == 1

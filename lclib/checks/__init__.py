@@ -22,6 +22,7 @@ NaN, inf, None, wrong types and shapes, and the student's own exceptions all bec
 - `retrieval` (07): check_bm25_term_score, check_choose_k, check_follow_chain.
 """
 
+from . import common
 from .common import CheckFailed, checker
 from .dilated import check_layers_for_full_reach, check_one_pattern_attention, check_union_attention
 from .dilated_model import check_answerable_pairs, check_crossover_length
@@ -46,3 +47,5 @@ __all__ = [
     "check_cache_bytes", "check_decode_bound", "check_window_mask",
     "check_bm25_term_score", "check_choose_k", "check_follow_chain",
 ]
+
+common.seal()  # the comparison functions and lclib's functions as imported: a check refuses if one is replaced

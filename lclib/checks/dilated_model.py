@@ -55,15 +55,14 @@ def _answerable(mask: Tensor, layers: int, n_pairs: int, self_loops: bool = True
 @checker
 def check_answerable_pairs(fn: Callable[..., object]) -> str:
     """fn(mask, layers, n_pairs) -> bool (n_pairs,): can information travel from pair i's value tokens to
-    the positions that predict them, within `layers` stacked layers of the one-layer graph mask (n, n)?"""
+    the positions that predict them, within `layers` stacked layers of the one-layer graph mask (n, n)?
+    The answer may be a tensor, a numpy array or a list, of bools or of 0/1."""
     for n_pairs, pattern, layers in ANSWERABLE_CASES:
         mask, name = case_mask(n_pairs, pattern)  # (n, n)
         want = _answerable(mask, layers, n_pairs)
         where = f"{name}, {n_pairs} pairs, layers={layers}"
         raw = call(fn, mask=mask, layers=layers, n_pairs=n_pairs, hide=(dilated.reach, _answerable))
-        if isinstance(raw, (list, tuple)) and all(isinstance(x, bool) for x in raw):
-            raw = torch.tensor(raw)
-        got = as_tensor(raw, (n_pairs,), where)
+        got = as_tensor(raw, (n_pairs,), where, sequences=True)  # a tensor, an array, or a list of bools or 0/1
         if not bool(((got == 0) | (got == 1)).all()):
             raise CheckFailed(f"{where}: expected True/False (or 1/0) for each pair, got {describe(got)}.")
         got = got.bool()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
+from torch import Tensor
 
 from .. import kv_cache
 from ..kv_compression import Window
-from .common import CheckFailed, as_number, as_tensor, call, checker
+from .common import CheckFailed, as_number, as_tensor, call, checker, describe
 
 CONFIGS = [(32, 8, 128, 131072, 2.0), (80, 8, 128, 4096, 2.0), (32, 32, 128, 1000, 2.0), (2, 1, 16, 77, 4.0),
            (61, 1, 576, 32768, 1.0)]
@@ -28,7 +30,8 @@ def check_cache_bytes(fn: Callable[[int, int, int, int, float], float]) -> str:
         if abs(2 * got - want) <= 1:
             raise CheckFailed(f"{where}: you give half the bytes. The cache holds a key AND a value per token, layer "
                               "and KV head: the factor 2.")
-        raise CheckFailed(f"{where}: expected {want:,} bytes, got {got:,.0f}; "
+        shown = f"{got:,.0f}" if got.is_integer() else f"{got:,.2f}"
+        raise CheckFailed(f"{where}: expected {want:,} bytes, got {shown}; "
                           "bytes = 2 x n_layer x n_kv_head x head_dim x bytes_per_value x tokens.")
     return "your formula matches lclib.kv_cache.cache_bytes, from a 2-layer lab model to Llama-3.1-70B."
 
@@ -58,13 +61,20 @@ def check_decode_bound(fn: Callable[[float, float, int, float], float]) -> str:
 
 @checker
 def check_window_mask(fn: Callable[[int, int, int], torch.Tensor]) -> str:
-    """fn(seq_len, recent, sinks) must return the (seq_len, seq_len) bool mask of what each query may read."""
+    """fn(seq_len, recent, sinks) must return the (seq_len, seq_len) bool mask of what each query may read: a tensor,
+    a numpy array or a list of rows, of bools or of 0/1."""
     for T, recent, sinks in [(8, 3, 0), (8, 3, 2), (12, 1, 1), (6, 10, 0), (10, 4, 4)]:
         pos = torch.arange(T)
         want = Window(recent=recent, sinks=sinks).visible(pos, pos)  # (T, T)
         where = f"seq_len={T}, recent={recent}, sinks={sinks}"
         raw = call(fn, seq_len=T, recent=recent, sinks=sinks, hide=(Window.visible,))
-        got = as_tensor(raw, (T, T), where) != 0
+        if isinstance(raw, Tensor) and raw.is_floating_point() and bool((raw == -math.inf).any()):
+            raise CheckFailed(f"{where}: that is an additive mask (0 and -inf); return the bool mask, True where query "
+                              "i may read key j.")
+        got = as_tensor(raw, (T, T), where, sequences=True)  # a tensor, an array, or a list of rows
+        if not bool(((got == 0) | (got == 1)).all()):
+            raise CheckFailed(f"{where}: expected True/False (or 1/0) for each query and key, got {describe(got)}.")
+        got = got.bool()
         if torch.equal(got, want):
             continue
         if bool(got.triu(1).any()):

@@ -9,11 +9,13 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
+import bm25s
+import bm25s.scoring
 import numpy as np
 
 from .. import retrieval
 from ..ruler import tasks
-from .common import CheckFailed, as_int, as_number, as_strings, call, checker, describe, kind, name_of
+from .common import CheckFailed, as_int, as_number, as_strings, call, checker, describe, functions_of, kind, name_of
 
 # --- Exercise 1: one term's contribution to one chunk's BM25 score -----------------------------------------------
 
@@ -81,6 +83,11 @@ TERM_MISTAKES: list[tuple[Callable[..., float], str]] = [  # (what the mistake c
 ]
 
 
+# everything that scores BM25 for the student: lclib's wrapper and bm25s itself (its index, its scores, its idf and tf
+# formulas), so that indexing a corpus with the given statistics and reading the score off is no answer
+HIDE_BM25 = (retrieval.BM25.scores, retrieval.BM25.index, *functions_of(bm25s.BM25, bm25s.scoring))
+
+
 def _close(got: float, want: float) -> bool:
     return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12)
 
@@ -93,8 +100,7 @@ def check_bm25_term_score(fn: Callable[..., float]) -> str:
     gots = []
     for (tf, df, n, dl, avg, k1, b), want in zip(TERM_CASES, wants):
         where = f"tf={tf}, df={df}, n_chunks={n}, chunk_len={dl}, avg_len={avg}, k1={k1}, b={b}"
-        raw = call(fn, tf=tf, df=df, n_chunks=n, chunk_len=dl, avg_len=avg, k1=k1, b=b,
-                   hide=(retrieval.BM25.scores,))
+        raw = call(fn, tf=tf, df=df, n_chunks=n, chunk_len=dl, avg_len=avg, k1=k1, b=b, hide=HIDE_BM25)
         got = as_number(raw, where, "a score (a float)")
         if tf == 0 and got != 0:
             raise CheckFailed(f"{where}: a term the chunk does not hold (tf = 0) adds nothing; you give {got:.6g}.")
@@ -222,6 +228,11 @@ CHAIN_CASES = [("lines", 1024, 0, 4, 1, 5), ("sentences", 1024, 1, 3, 1, 4), ("l
                ("sentences", 2048, 3, 2, 2, 3), ("lines", 1024, 4, 4, 1, 2), ("lines", 1024, 5, 2, 1, 6),
                ("sentences", 1024, 6, 5, 1, 8)]
 UNIT = {"lines": "line", "sentences": "sentence"}
+# the same samples with a decoy statement "VAR XKQWV = VAR <first name> ..." right after the value's: reading the whole
+# text, a regex follows it; a search for the first name ranks it below the true next statement (it is longer), so a
+# retrieval loop never reads it
+DECOY_CASES = [("lines", 1024, 0, 4, 1, 5), ("sentences", 1024, 1, 3, 1, 4)]
+DECOY = "XKQWV"
 
 
 def chain_sample(layout: str, length: int, seed: int, num_hops: int,
@@ -232,7 +243,28 @@ def chain_sample(layout: str, length: int, seed: int, num_hops: int,
     return retrieval.split_context(s, UNIT[layout]).chunks, value, list(s.answers)
 
 
+def decoy_sample(layout: str, length: int, seed: int, num_hops: int,
+                 num_chains: int) -> tuple[list[str], str, list[str]]:
+    """chain_sample's (chunks, value, chain) with a decoy chunk after the value's statement: a second variable
+    assigned from the chain's first name, in a longer chunk than the true next statement, so BM25 ranks it lower."""
+    chunks, value, chain = chain_sample(layout, length, seed, num_hops, num_chains)
+    at = next(i for i, c in enumerate(chunks) if c.lstrip().startswith(f"VAR {chain[0]} ="))
+    end = "\n" if layout == "lines" else " "
+    decoy = f"VAR {DECOY} = VAR {chain[0]} in a note that no question asks about and no hop retrieves.{end}"
+    return chunks[:at + 1] + [decoy] + chunks[at + 1:], value, chain
+
+
+def _follows(queries: list[str], needed: list[str]) -> bool:
+    """Whether the queries hold, in order, one query naming each of `needed` (the value, then each name read)."""
+    terms = iter([set(retrieval.words(q)) for q in queries])
+    return all(any(n.lower() in t for t in terms) for n in needed)  # one iterator: each match resumes after the last
+
+
 def _chain_hint(got: list[str], want: list[str], value: str, max_hops: int) -> str:
+    if DECOY in got:
+        return (f"you read {DECOY}, which is assigned from {want[0]} in a chunk that a search for {want[0]} ranks "
+                "below the true next statement: read each name from the best chunk your search returns, not from the "
+                "whole text.")
     if [g.upper() for g in got] == want:
         return ("the names are in lower case: `words` lowercases its terms; read the name from the chunk's own text "
                 "(\"VAR QPMZJ = ...\" -> \"QPMZJ\").")
@@ -268,10 +300,12 @@ def _chain_hint(got: list[str], want: list[str], value: str, max_hops: int) -> s
 def check_follow_chain(fn: Callable[..., list[str]]) -> str:
     """fn(retriever, chunks, value, max_hops) must return the chain's variable names (a list of str) in order: the
     one assigned the value first, found by retrieving with the value, then with each name read."""
-    for layout, length, seed, hops, n_chains, max_hops in CHAIN_CASES:
-        chunks, value, chain = chain_sample(layout, length, seed, hops, n_chains)
+    for (layout, length, seed, hops, n_chains, max_hops), decoy in ([(c, False) for c in CHAIN_CASES]
+                                                                   + [(c, True) for c in DECOY_CASES]):
+        chunks, value, chain = (decoy_sample if decoy else chain_sample)(layout, length, seed, hops, n_chains)
         want = chain[:max_hops]
-        where = f"vt {layout}, seed {seed}{', 2 chains' if n_chains > 1 else ''}, value={value!r}, max_hops={max_hops}"
+        where = (f"vt {layout}, seed {seed}{', 2 chains' if n_chains > 1 else ''}{', a decoy' if decoy else ''}, "
+                 f"value={value!r}, max_hops={max_hops}")
         raw, (used, seen, _, _) = call(_with_inputs(fn), retriever=QueryLog(), chunks=list(chunks), value=value,
                                        max_hops=max_hops, hide=(retrieval.iterative_retrieve,))
         if seen != chunks:
@@ -291,5 +325,9 @@ def check_follow_chain(fn: Callable[..., list[str]]) -> str:
         if len(used.queries) < len(want):
             raise CheckFailed(f"{where}: right names, but only {len(used.queries)} retrieval(s) for {len(want)} hops: "
                               "find each statement with a query (the name just read), not by reading every chunk.")
+        if not _follows(used.queries, [value, *want[:-1]]):
+            raise CheckFailed(f"{where}: right names, but your queries {describe(used.queries)} do not follow them: "
+                              "search with the value, then with each name just read; a name read without a search "
+                              "for it is not a retrieval loop.")
     return ("your hops follow every chain, in RULER's lines and the lab's sentences: a query per hop finds what no "
             "single query for the value can.")

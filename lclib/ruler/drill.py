@@ -25,7 +25,8 @@ import random
 import torch
 
 from . import words
-from .mixture import pack_rows
+from .mixture import check_batch, pack_rows
+from .tasks import MAX_LENGTH
 from .words import default_tokenizer
 
 STYLES = ("compact", "compact_noise", "ruler")
@@ -36,7 +37,8 @@ class RecallDrill:
     """Batches of recall drills, one length per batch drawn in [min_len, max_len] (tokens, BOS included).
 
     The haystack fills what the needles and questions leave of the length; where they alone exceed it (many
-    keys at a short length), the row is longer than asked and has no haystack.
+    keys at a short length), the row is longer than asked and has no haystack. Lengths are at most
+    `lclib.ruler.tasks.MAX_LENGTH` tokens, a batch at most `lclib.ruler.mixture.MAX_BATCH` rows.
     """
 
     def __init__(self, min_len: int, max_len: int, style: str, num_keys: tuple[int, int] = (2, 6),
@@ -61,6 +63,8 @@ class RecallDrill:
         self._digit = [self._one(str(d)) for d in range(10)]
         if not 8 <= min_len <= max_len:
             raise ValueError(f"need 8 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+        if max_len > MAX_LENGTH:
+            raise ValueError(f"max_len must be at most MAX_LENGTH = {MAX_LENGTH} (tokens), got {max_len}")
         self.vocab_size = len(self.tok)
 
     def _one(self, word: str) -> int:
@@ -92,6 +96,10 @@ class RecallDrill:
 
     def row(self, seed: int, length: int) -> tuple[list[int], list[bool]]:
         """BOS haystack-with-needles questions-and-answers, and which tokens are answers (loss)."""
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
+            raise ValueError(f"length must be an int in [1, {MAX_LENGTH}] (tokens), got {length!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         rng = random.Random(seed)
         m = rng.randint(*self.num_keys)
         keys = rng.sample(self.keys, m)
@@ -115,8 +123,9 @@ class RecallDrill:
 
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """tokens (B, T) long, targets (B, T) long: the next token on answers, IGNORE elsewhere and on padding."""
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        check_batch(batch)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
         length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
         return pack_rows([self.row(seed, length) for seed in draw[1:]], self.tok.pad_id)

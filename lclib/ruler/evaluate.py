@@ -11,6 +11,10 @@ student with a GPU can measure a real checkpoint with the same generators and sc
 ``LabModel`` also has ``teacher_forced``: one forward pass per sample, each answer token predicted
 from the correct previous ones. It prints the same text as greedy decoding whenever the answer is
 right, and costs one pass instead of one per new token, which is what makes CPU sweeps affordable.
+
+Caps, checked before any sample is built or any forward pass runs: a LabModel reads at most
+LAB_MAX_LENGTH tokens (prompt and answer), any other model at most `lclib.ruler.tasks.MAX_LENGTH`;
+an evaluation draws at most MAX_SAMPLES samples per task and length.
 """
 
 from __future__ import annotations
@@ -26,6 +30,20 @@ from . import metrics as ruler_metrics, tasks as ruler
 from .. import cli
 from ..scaling import METHODS
 from .words import default_tokenizer
+
+LAB_MAX_LENGTH = 65536  # the lab model reads every length anew without a cache: longer requests are refused
+MAX_SAMPLES = 10000  # samples per task and length in one evaluation
+
+
+def _texts(name: str, values: Sequence[str]) -> list[str]:
+    """values as a list of str; a bare str is refused (its characters would pass for one-letter prompts)."""
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a list of str, got {type(values).__name__}"
+                        + (" (wrap one text in a list)" if isinstance(values, str) else ""))
+    bad = next((v for v in values if not isinstance(v, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name} must be a list of str, got an item of type {type(bad).__name__}")
+    return list(values)
 
 
 @runtime_checkable
@@ -64,10 +82,21 @@ class LabModel:
         self.batch_size, self.rope_len = batch_size, rope_len
 
     def _logits(self, ids: Tensor, prompt_len: int) -> Tensor:
-        """model(ids), with the RoPE length fixed at the prompt when rope_len == "prompt". ids (B, T)."""
-        if self.rope_len == "prompt":
-            return self.model(ids, rope_len=prompt_len)
-        return self.model(ids)
+        """model(ids), with the RoPE length fixed at the prompt when rope_len == "prompt". ids (B, T) -> (B, T, vocab)."""
+        if ids.shape[1] > LAB_MAX_LENGTH:
+            raise ValueError(f"a LabModel reads at most LAB_MAX_LENGTH = {LAB_MAX_LENGTH} tokens, asked for {ids.shape[1]}")
+        logits = self.model(ids, rope_len=prompt_len) if self.rope_len == "prompt" else self.model(ids)
+        if not isinstance(logits, Tensor) or logits.dim() != 3 or tuple(logits.shape[:2]) != tuple(ids.shape):
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(f"model must map token ids {tuple(ids.shape)} to logits (B, T, vocab), got {shape}")
+        return logits
+
+    def _check_room(self, prompts: list[str], extra: int) -> None:
+        """Refuse, before any forward pass, a prompt whose BOS + tokens + extra exceed LAB_MAX_LENGTH."""
+        longest = max((self.tok.count(p) for p in prompts), default=0)
+        if 1 + longest + extra > LAB_MAX_LENGTH:
+            raise ValueError(f"prompts must fit in LAB_MAX_LENGTH = {LAB_MAX_LENGTH} tokens with their answer, "
+                             f"got a prompt of {longest} tokens and {extra} more")
 
     def count(self, text: str) -> int:
         return self.tok.count(text)
@@ -81,11 +110,13 @@ class LabModel:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
-        """Greedy decoding, one full forward pass per new token (the lab model keeps no cache)."""
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a list of str, not a str (wrap one prompt in a list)")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        """Greedy decoding, one full forward pass per new token (the lab model keeps no cache).
+
+        One str per prompt; prompt and new tokens together at most LAB_MAX_LENGTH tokens."""
+        prompts = _texts("prompts", prompts)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= LAB_MAX_LENGTH:
+            raise ValueError(f"max_new_tokens must be an int in [1, {LAB_MAX_LENGTH}], got {max_new_tokens!r}")
+        self._check_room(prompts, max_new_tokens)
         out: list[str] = [""] * len(prompts)
         for idx in self._batches(prompts):
             ids = torch.tensor([[self.tok.bos_id] + self.tok.encode(prompts[i]) for i in idx], device=self.device)
@@ -110,9 +141,11 @@ class LabModel:
         decoding would print the whole completion; first[i] whether the first answer token is (the
         retrieval step before any copying); logp[i] is log p(completion).
         """
+        prompts, completions = _texts("prompts", prompts), _texts("completions", completions)
         if len(prompts) != len(completions):
             raise ValueError(f"prompts and completions must have the same length, got {len(prompts)} and {len(completions)}")
         n_all = len(prompts)
+        self._check_room(prompts, max((self.tok.count(c) for c in completions), default=0))
         out = TeacherForced([""] * n_all, [0.0] * n_all, [False] * n_all, [False] * n_all, [0] * n_all)
         for idx in self._batches(prompts):
             comp = [self.tok.encode(completions[i]) for i in idx]
@@ -138,6 +171,8 @@ class LabModel:
         """Per-token loss over whole sequences: for each text, -log p of every token of text + EOS given all
         the tokens before it (BOS first), in nats, a float tensor (n_tokens + 1,). Its mean is the log of the
         perplexity the extension papers report; it means something only for a model trained on every token."""
+        texts = _texts("texts", texts)
+        self._check_room(texts, 1)
         out: list[Tensor] = [torch.empty(0)] * len(texts)
         for idx in self._batches(texts):
             ids = torch.tensor([[self.tok.bos_id] + self.tok.encode(texts[i]) + [self.tok.eos_id] for i in idx],
@@ -174,6 +209,10 @@ class HFModel:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Greedy continuations, one prompt at a time; one str per prompt."""
+        prompts = _texts("prompts", prompts)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         out = []
         for p in prompts:  # one at a time: no padding, positions exactly as in the prompt
             enc = self.tok(p, return_tensors="pt").to(self.model.device)
@@ -204,14 +243,32 @@ def hf_config_with_scaling(config: Any, scaling: Any) -> Any:
 
 def make_samples(count: Callable[[str], int] | None, task: str, length: int, samples: int, seed: int,
                  depths: Sequence[float] | None = None, **params) -> list[ruler.Sample]:
-    """samples prompts of a task at a length; seeds seed*100003 + length*7 + i; depths cycled if given."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    """samples prompts of a task at a length; seeds seed*100003 + length*7 + i; depths cycled if given.
+
+    At most MAX_SAMPLES samples, each at most `lclib.ruler.tasks.MAX_LENGTH` tokens."""
+    _check_samples(samples)
+    ruler.check_length("length", length)
+    depths = _check_depths(depths)
     if count is not None and not callable(count):
         raise TypeError(f"count must be None or a function (text) -> tokens, got {type(count).__name__}")
     tok = default_tokenizer() if count is None else _Counter(count)
     return [ruler.make_sample(task, length, seed * 100003 + length * 7 + i, tokenizer=tok,
                               depth=None if not depths else depths[i % len(depths)], **params) for i in range(samples)]
+
+
+def _check_samples(samples: int) -> int:
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
+        raise ValueError(f"samples must be an int in [1, {MAX_SAMPLES}], got {samples!r}")
+    return samples
+
+
+def _check_depths(depths: Sequence[float] | None) -> list[float] | None:
+    if depths is None:
+        return None
+    if isinstance(depths, str) or not isinstance(depths, Sequence) or not all(
+            isinstance(d, (int, float)) and not isinstance(d, bool) and 0 <= d <= 1 for d in depths):
+        raise ValueError(f"depths must be None or a list of numbers in [0, 1], got {depths!r}")
+    return list(depths)
 
 
 class _Counter:
@@ -266,9 +323,9 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
     unknown = [t for t in tasks if t not in ruler.TASKS]
     if not tasks or unknown:
         raise ValueError(f"tasks must name at least one task of {sorted(ruler.TASKS)}, got {unknown or 'none'}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
-    lengths = _check_lengths(lengths)
+    _check_samples(samples)
+    lengths = _check_lengths(lengths, LAB_MAX_LENGTH if isinstance(model, LabModel) else ruler.MAX_LENGTH)
+    _check_depths(depths)
     budget = budget if budget is not None else ("lab" if isinstance(model, LabModel) else "ruler")
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
@@ -287,11 +344,13 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
             batch = make_samples(model.count, task, n - reserve, samples, seed, depths, **params)
             if mode != "generate":
                 tf = model.teacher_forced([s.prompt for s in batch], [s.completion for s in batch])
+                _check_outputs(model, "teacher_forced", tf.text, len(batch))
+                _check_outputs(model, "teacher_forced", tf.exact, len(batch))
                 per = [float(x) for x in tf.exact] if mode == "teacher_exact" else \
                     [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(tf.text, batch)]
             else:
                 new_tokens = reserve or max(model.count(s.completion) for s in batch) + 2
-                preds = model.generate([s.prompt for s in batch], new_tokens)
+                preds = _check_outputs(model, "generate", model.generate([s.prompt for s in batch], new_tokens), len(batch))
                 per = [ruler_metrics.score(task, [p], [s.answers]) for p, s in zip(preds, batch)]
             scores[task][n] = sum(per) / len(per)
             for s, v in zip(batch, per):
@@ -302,10 +361,27 @@ def evaluate(model: Any, tasks: dict[str, dict] | Sequence[str], lengths: Sequen
             "score": {"teacher_exact": "exact", "teacher_match": "teacher-forced string_match", "generate": "string_match"}[mode]}
 
 
-def _check_lengths(lengths: Sequence[int]) -> list[int]:
+def _check_outputs(model: Any, method: str, outputs: Any, n: int) -> list:
+    """outputs as a list, when it holds exactly one result per prompt: a model that returns fewer (or more)
+    would otherwise be scored over the ones it returned, a score over other samples than asked."""
+    if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence):
+        raise TypeError(f"{type(model).__name__}.{method} must return a list with one result per prompt, "
+                        f"got {type(outputs).__name__}")
+    if len(outputs) != n:
+        raise ValueError(f"{type(model).__name__}.{method} returned {len(outputs)} results for {n} prompts: "
+                         "it must return exactly one per prompt")
+    if method == "generate" and not all(isinstance(o, str) for o in outputs):
+        bad = next(o for o in outputs if not isinstance(o, str))
+        raise TypeError(f"{type(model).__name__}.generate must return one str per prompt, got a {type(bad).__name__}")
+    return list(outputs)
+
+
+def _check_lengths(lengths: Sequence[int], cap: int) -> list[int]:
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence):
+        raise ValueError(f"lengths must be a non-empty list of ints in [32, {cap}] (tokens), got {lengths!r}")
     lengths = list(lengths)
-    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 32 for n in lengths):
-        raise ValueError(f"lengths must be a non-empty list of ints >= 32 (tokens), got {lengths}")
+    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or not 32 <= n <= cap for n in lengths):
+        raise ValueError(f"lengths must be a non-empty list of ints in [32, {cap}] (tokens), got {lengths}")
     return lengths
 
 
@@ -321,7 +397,6 @@ def scaling_for(method: str, scale: float, original_max_len: int | None) -> Any:
 EXACT_WARNING = ("mode teacher_exact scores exact match of the whole completion in text order, not RULER's string "
                  "match: this effective length is not comparable with RULER's threshold or notebook 05's")
 THRESHOLD = 0.85  # RULER's threshold (85.6%: Llama-2-7B at 4K), rounded; fixed before any model is measured
-MAX_LENGTH = 65536  # the lab model reads every length anew without a cache: longer requests are refused
 
 
 def _fraction(text: str) -> float:
@@ -343,8 +418,8 @@ def _parse_lengths(text: str) -> list[int]:
         lengths = [int(x) for x in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"lengths must be comma-separated integers, got {text!r}") from None
-    if any(not 32 <= n <= MAX_LENGTH for n in lengths):
-        raise argparse.ArgumentTypeError(f"each length must be in [32, {MAX_LENGTH}], got {text!r}")
+    if any(not 32 <= n <= LAB_MAX_LENGTH for n in lengths):
+        raise argparse.ArgumentTypeError(f"each length must be in [32, {LAB_MAX_LENGTH}], got {text!r}")
     return lengths
 
 
@@ -365,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="RoPE scaling applied without training (default: the checkpoint's own setting)")
     p.add_argument("--scale", type=cli.positive_float, default=1.0)
     p.add_argument("--original-max-len", type=cli.positive_int, default=None, help="L (default: the checkpoint's training length)")
-    p.add_argument("--lengths", type=_parse_lengths, default=None, help="comma-separated (default: L,2L,4L,8L)")
+    p.add_argument("--lengths", type=_parse_lengths, default=None,
+                   help=f"comma-separated, each in [32, {LAB_MAX_LENGTH}] (default: L,2L,4L,8L, which needs 8L <= {LAB_MAX_LENGTH})")
     p.add_argument("--samples", type=cli.positive_int, default=32)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: the checkpoint's training tasks)")
@@ -390,7 +466,17 @@ def _command(a: Any) -> int:
     if "tasks" not in task_meta:
         raise ValueError(f"{a.checkpoint} is not a RULER-lite checkpoint (its config.json has no task mixture): "
                          "a key-value checkpoint of notebook 04 is probed with `python -m lclib.probes position-sweep`")
-    L = a.original_max_len or int(task_meta.get("max_len", 0))
+    L = a.original_max_len or task_meta.get("max_len")
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+        raise ValueError(f"{a.checkpoint}: config.json task max_len must be a positive int, got {L!r}; "
+                         "pass --original-max-len")
+    lengths = a.lengths or [L, 2 * L, 4 * L, 8 * L]
+    if a.lengths is None and not 32 <= L <= LAB_MAX_LENGTH // 8:  # the default lengths L..8L must be readable
+        source = "--original-max-len" if a.original_max_len else "the checkpoint's training length (max_len)"
+        raise ValueError(f"default lengths L..8L need L in [32, {LAB_MAX_LENGTH // 8}] (LAB_MAX_LENGTH = "
+                         f"{LAB_MAX_LENGTH}), got L = {L} from {source}: pass --lengths")
+    if a.samples > MAX_SAMPLES:
+        raise ValueError(f"--samples must be at most {MAX_SAMPLES}, got {a.samples}")
     model = load(a.checkpoint)
     if a.method is not None:
         model.set_rope_scaling(scaling_for(a.method, a.scale, L))
@@ -400,7 +486,6 @@ def _command(a: Any) -> int:
         if unknown:
             raise ValueError(f"--tasks: unknown task(s) {unknown}; choose from {sorted(ruler.TASKS)}")
         tasks = {t: tasks.get(t, {}) for t in a.tasks.split(",")}
-    lengths = a.lengths or [L, 2 * L, 4 * L, 8 * L]
     out = evaluate(LabModel(model), tasks, lengths, a.samples, a.seed, a.mode)
     scaling = model.config.rope_scaling
     result = {"checkpoint": str(a.checkpoint), "method": getattr(scaling, "method", "none"),

@@ -25,6 +25,8 @@ Two training-only knobs (the evaluation always uses the plain tasks):
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 
@@ -58,8 +60,14 @@ LAB_OTHER_TASKS: dict[str, dict] = {
 }
 
 
+MAX_BATCH = 4096  # sequences in one batch: more are refused (each is generated one by one)
+
+
 class RulerMixture:
-    """Batches of RULER-lite samples, one task per sequence, one length per batch drawn in [min_len, max_len]."""
+    """Batches of RULER-lite samples, one task per sequence, one length per batch drawn in [min_len, max_len].
+
+    max_len is at most `lclib.ruler.tasks.MAX_LENGTH` tokens and a batch at most MAX_BATCH sequences.
+    """
 
     def __init__(self, min_len: int, max_len: int, tasks: dict[str, dict] | None = None,
                  weights: dict[str, int] | None = None, follow_ups: int = 0, loss_on: str = "answers",
@@ -69,6 +77,9 @@ class RulerMixture:
                 raise TypeError(f"{name} must be an int (tokens), got {type(value).__name__}")
         if not 32 <= min_len <= max_len:
             raise ValueError(f"need 32 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+        ruler.check_length("max_len", max_len)  # before any sample is drawn at it
+        if tasks is not None and not isinstance(tasks, dict):
+            raise TypeError(f"tasks must be a dict of task name -> parameters, got {type(tasks).__name__}")
         self.min_len, self.max_len = min_len, max_len
         self.tasks = dict(LAB_TASKS if tasks is None else tasks)
         unknown = sorted(set(self.tasks) - set(ruler.TASKS))
@@ -85,7 +96,8 @@ class RulerMixture:
         if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not 0 < answer_weight < math.inf:
             raise ValueError(f"answer_weight must be a finite positive number, got {answer_weight!r}")
         self.weights, self.follow_ups, self.loss_on, self.answer_weight = weights, follow_ups, loss_on, float(answer_weight)
-        self._pool = [name for name in self.tasks for _ in range(weights[name])]  # a task per seed: pool[seed % len]
+        # a task per seed: the (seed % total)-th entry of each task name repeated by its weight, found by its bounds
+        self._bounds = list(itertools.accumulate(weights[name] for name in self.tasks))
         self.tok = default_tokenizer()
         self.vocab_size = len(self.tok)
         for name, params in self.tasks.items():  # one sample each: a bad parameter fails here, not mid-training
@@ -101,6 +113,10 @@ class RulerMixture:
         if self.loss_on != "answers":
             out.update(loss_on=self.loss_on, answer_weight=self.answer_weight)
         return out
+
+    def _task(self, seed: int) -> str:
+        """The task a seed draws: tasks weighted by weights, seed % (sum of weights) picks one."""
+        return list(self.tasks)[bisect.bisect_right(self._bounds, seed % self._bounds[-1])]
 
     def _row(self, task: str, length: int, seed: int) -> tuple[list[int], list[bool]]:
         """BOS prompt completion [follow-up questions and answers] EOS, and which tokens are answers."""
@@ -128,37 +144,78 @@ class RulerMixture:
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """tokens (B, T) long, targets (B, T) long: the next token where the loss is taken (the completion, any
         follow-up answers and EOS; every token with loss_on="all"), IGNORE elsewhere and on padding."""
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        check_batch(batch)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
         length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
-        rows = [self._row(self._pool[seed % len(self._pool)], length, seed) for seed in draw[1:]]
+        rows = [self._row(self._task(seed), length, seed) for seed in draw[1:]]
         return pack_rows(rows, self.tok.pad_id, self.loss_on, self.answer_weight)
+
+
+def check_batch(batch: int) -> int:
+    """batch if it is an int in [1, MAX_BATCH], else a ValueError naming it."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch must be an int in [1, {MAX_BATCH}], got {batch!r}")
+    return batch
+
+
+def _flags(b: int, answer: object, n: int) -> torch.Tensor:
+    """Row b's answer flags as a bool tensor (n,): bools, or the ints 0 and 1 read as False and True (never as
+    indices, which is what a 0/1 long tensor would mean to a mask)."""
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, (list, tuple, torch.Tensor)):
+        raise TypeError(f"rows[{b}] answer flags must be a list of bool, got {type(answer).__name__}")
+    flags = torch.as_tensor(answer) if len(answer) else torch.zeros(0, dtype=torch.bool)
+    if flags.dtype != torch.bool:
+        if flags.is_floating_point() or flags.is_complex() or not bool(((flags == 0) | (flags == 1)).all()):
+            raise ValueError(f"rows[{b}] answer flags must be bools (or the ints 0 and 1), got {list(answer)[:8]!r}")
+        flags = flags.bool()
+    if flags.shape != (n,):
+        raise ValueError(f"rows[{b}] must hold as many answer flags as token ids, got {len(flags)} and {n}")
+    return flags
 
 
 def pack_rows(rows: list[tuple[list[int], list[bool]]], pad_id: int, loss_on: str = "answers",
               answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """Rows of (token ids, which tokens are answers), padded into a batch for `lclib.train.train`.
 
+    Answer flags are bools; the ints 0 and 1 are read as False and True. At most MAX_BATCH rows.
     tokens (B, T) long; targets (B, T) long: the next token where the loss is taken (answers, or every token
     with loss_on="all"), IGNORE elsewhere and on padding; with loss_on="all", weights (B, T): answer_weight
     on the answers, 1 elsewhere.
     """
-    if not rows or any(len(r) != len(a) or len(r) < 2 for r, a in rows):
-        raise ValueError("rows must be a non-empty list of (token ids, answer flags) of equal lengths, at least 2 tokens")
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, (list, tuple)) or not rows or \
+            any(not isinstance(r, (list, tuple)) or len(r) != 2 for r in rows):
+        raise ValueError("rows must be a non-empty list of (token ids, answer flags) pairs, "
+                         f"got {type(rows).__name__} {str(rows)[:60]}")
+    if len(rows) > MAX_BATCH:
+        raise ValueError(f"rows must hold at most MAX_BATCH = {MAX_BATCH} rows, got {len(rows)}")
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
+        raise ValueError(f"pad_id must be a token id (an int >= 0), got {pad_id!r}")
     if loss_on not in ("answers", "all"):
         raise ValueError(f"loss_on must be 'answers' or 'all', got {loss_on!r}")
-    T = max(len(r) for r, _ in rows)
+    if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not 0 < answer_weight < math.inf:
+        raise ValueError(f"answer_weight must be a finite positive number, got {answer_weight!r}")
+    ids = []
+    for b, (row, answer) in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple, torch.Tensor)) or len(row) < 2:
+            raise ValueError(f"rows[{b}] token ids must be a list of at least 2 ints, got {str(row)[:60]}")
+        row_t = torch.as_tensor(row)
+        if row_t.dtype in (torch.bool,) or row_t.is_floating_point() or row_t.is_complex() or row_t.dim() != 1 \
+                or bool((row_t < 0).any()):
+            raise ValueError(f"rows[{b}] token ids must be ints >= 0, got {list(row)[:8]!r}")
+        ids.append((row_t.long(), _flags(b, answer, len(row_t))))
+    T = max(len(r) for r, _ in ids)
     tokens = torch.full((len(rows), T), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), T), IGNORE, dtype=torch.long)
     weights = torch.ones(len(rows), T)
-    for b, (row, answer) in enumerate(rows):
-        row_t, answer_t = torch.tensor(row), torch.tensor(answer[1:])  # answer[t + 1]: token t + 1 is an answer
-        tokens[b, :len(row)] = row_t
-        target = targets[b, :len(row) - 1]  # logits at t predict token t + 1
+    for b, (row_t, flags) in enumerate(ids):
+        answer_t = flags[1:]  # answer[t + 1]: token t + 1 is an answer
+        tokens[b, :len(row_t)] = row_t
+        target = targets[b, :len(row_t) - 1]  # logits at t predict token t + 1
         keep = answer_t if loss_on == "answers" else torch.ones_like(answer_t)
         target[keep] = row_t[1:][keep]
-        weights[b, :len(row) - 1][answer_t] = answer_weight
+        weights[b, :len(row_t) - 1][answer_t] = answer_weight
     if loss_on == "answers":
         return {"tokens": tokens, "targets": targets}
     return {"tokens": tokens, "targets": targets, "weights": weights}

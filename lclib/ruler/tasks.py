@@ -47,6 +47,12 @@ from .tokenizer import WordTokenizer
 
 # RULER's tokens_to_generate per task (scripts/synthetic.yaml; the paper's Appendix B).
 TOKENS_TO_GENERATE = {"niah": 128, "vt": 30, "cwe": 120, "fwe": 50, "qa": 32}
+# The longest prompt a generator builds, in tokens: RULER's longest length (128K). Every generator, and
+# everything that draws from them (the mixture, the drill, the evaluation), refuses more before it starts,
+# so that a typo in a length is an error within a second and not a loop that fills memory for hours.
+MAX_LENGTH = 131072
+# The longest key, value, variable name or coded word a generator draws, in characters (RULER's are 5 to 36).
+MAX_TERM_LEN = 64
 
 
 @dataclass
@@ -69,8 +75,7 @@ def _check(tok: WordTokenizer, length: int, depth: float | None, seed: int) -> N
     probe = tok.count(W.NOISE[0])
     if isinstance(probe, bool) or not isinstance(probe, int) or probe < 1:
         raise ValueError(f"tok.count must give a positive number of tokens, got {probe!r} for {W.NOISE[0]!r}")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 32:
-        raise ValueError(f"length must be an int >= 32 (tokens), got {length!r}")
+    check_length("length", length)
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, (int, float))):
         raise TypeError(f"depth must be a number in [0, 1] or None, got {type(depth).__name__}")
     if depth is not None and not 0.0 <= depth <= 1.0:
@@ -79,9 +84,32 @@ def _check(tok: WordTokenizer, length: int, depth: float | None, seed: int) -> N
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
 
 
-def _positive(name: str, value: int, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+def check_length(name: str, length: int, cap: int = MAX_LENGTH) -> int:
+    """length if it is an int in [32, cap] (tokens), else a ValueError naming the argument (cap: MAX_LENGTH)."""
+    if isinstance(length, bool) or not isinstance(length, int) or not 32 <= length <= cap:
+        raise ValueError(f"{name} must be an int in [32, {cap}] (tokens), got {length!r}")
+    return length
+
+
+def _cost(tok: WordTokenizer, text: str) -> int:
+    """tok.count(text), refused when a non-empty text takes no token: a loop that fills a budget with
+    such units would never end."""
+    n = tok.count(text)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"tok.count must give at least one token for a non-empty text, got {n!r} for {text[:40]!r}")
+    return n
+
+
+def _positive(name: str, value: int, low: int = 1, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be an int >= {low}" + ("" if high is None else f" and <= {high}") + f", got {value!r}")
+
+
+def _room(tok: WordTokenizer, task: str, length: int, what: str, count: int, unit: str) -> None:
+    """Refuse count units (needles, statements) that cannot fit in length, before any of them is drawn."""
+    need = count * _cost(tok, unit)
+    if need > length:
+        raise ValueError(f"length {length} is too short for task {task!r}: {what} = {count} take at least {need} tokens")
 
 
 def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
@@ -111,8 +139,8 @@ def _fill(tok: WordTokenizer, budget: int, stream: Iterator[str], sep: str, topu
     used, sep_cost = 0, tok.count(sep)
     sources = [stream] if topup is None else [stream, topup]
     for source in sources:
-        for unit in source:
-            cost = tok.count(unit) + (sep_cost if units else 0)
+        for unit in source:  # each unit costs >= 1 token (_cost): at most budget + 1 rounds
+            cost = _cost(tok, unit) + (sep_cost if units else 0)
             if used + cost <= budget:
                 units.append(unit)
                 used += cost
@@ -145,8 +173,8 @@ def _fill_lines(tok: WordTokenizer, budget: int, stream: Iterator[str], sep: str
     """Whole units of stream (lines) while they fit, then a last line cut from RULER's noise to land on budget."""
     lines: list[str] = []
     used, sep_cost = 0, tok.count(sep)
-    for unit in stream:
-        cost = tok.count(unit) + (sep_cost if lines else 0)
+    for unit in stream:  # each unit costs >= 1 token (_cost): at most budget + 1 rounds
+        cost = _cost(tok, unit) + (sep_cost if lines else 0)
         if used + cost > budget:
             break
         lines.append(unit)
@@ -259,9 +287,11 @@ def niah(tok: WordTokenizer, length: int, seed: int, depth: float | None = None,
     _choice("haystack", haystack, NIAH_HAYSTACKS)
     _choice("key_kind", key_kind, KEY_KINDS)
     _choice("value_kind", value_kind, KEY_KINDS)
-    for name, value in (("num_keys", num_keys), ("num_values", num_values), ("value_len", value_len),
-                        ("num_queries", num_queries)):
+    for name, value in (("num_keys", num_keys), ("num_values", num_values), ("num_queries", num_queries)):
         _positive(name, value)
+    _positive("value_len", value_len, high=MAX_TERM_LEN)
+    _room(tok, task, length, "num_keys * num_values needles", num_keys * num_values,
+          W.NEEDLE.format(type_v="numbers", key="", value=""))
     if not 1 <= num_queries <= num_keys:
         raise ValueError(f"num_queries must be in [1, num_keys={num_keys}], got {num_queries}")
     if haystack == "essay" and num_keys * num_values > len(W.DEPTHS):
@@ -414,8 +444,10 @@ def variable_tracking(tok: WordTokenizer, length: int, seed: int, depth: float |
     """
     _check(tok, length, depth, seed)
     _choice("layout", layout, ("lines", "sentences"))
-    for name, value in (("num_chains", num_chains), ("num_hops", num_hops), ("name_len", name_len)):
+    for name, value in (("num_chains", num_chains), ("num_hops", num_hops)):
         _positive(name, value)
+    _positive("name_len", name_len, high=MAX_TERM_LEN)
+    _room(tok, task, length, "num_chains * (num_hops + 1) statements", num_chains * (num_hops + 1), "VAR = 1")
     if example is not None and not isinstance(example, bool):
         raise TypeError(f"example must be a bool or None, got {type(example).__name__}")
     rng = random.Random(seed)
@@ -558,7 +590,7 @@ def frequent_words(tok: WordTokenizer, length: int, seed: int, depth: float | No
     _check(tok, length, depth, seed)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 1.0 < alpha < math.inf:
         raise ValueError(f"alpha must be a finite number > 1 (the Zipf sum must converge), got {alpha!r}")
-    _positive("word_len", word_len)
+    _positive("word_len", word_len, high=MAX_TERM_LEN)
     if word_len > length:
         raise ValueError(f"word_len must be at most length={length} (a coded word is spelled letter by letter), "
                          f"got {word_len}")
@@ -573,7 +605,7 @@ def frequent_words(tok: WordTokenizer, length: int, seed: int, depth: float | No
     budget = length - tok.count(head) - tok.count(tail + W.TEMPLATES["fwe"][1])
     if budget < 0:
         raise ValueError(f"length {length} is too short for task {task!r}: its template takes {length - budget} tokens")
-    cost = [tok.count(w) + tok.count(" ") for w in vocab]
+    cost = [_cost(tok, w) + tok.count(" ") for w in vocab]  # >= 1 each: the fills below end
 
     def counts(n: int) -> list[int]:
         return [int(n * (k + 1) ** -alpha / zeta) for k in range(size)]
