@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
 CONSTRAINTS := $(if $(HAS_GPU),,-c constraints-cpu.txt)
 
-.PHONY: help install run times test test-unit test-notebooks test-browser lab student nbgrader bench reproduce clean
+.PHONY: help install run times test test-unit test-notebooks test-browser lab student nbgrader book bench reproduce clean
 
 help:
 	@echo "make run      execute every notebook (full profile), regenerate figures/"
@@ -15,6 +15,7 @@ help:
 	@echo "make lab      open JupyterLab on notebooks/"
 	@echo "make student  write a student copy (no outputs, no solutions) to build/student/"
 	@echo "make nbgrader write an nbgrader course source (answer cells, locked tests, points) to build/nbgrader/"
+	@echo "make book     the notebooks and solutions as a static HTML book (committed outputs, nothing run) in build/book/html/"
 	@echo "make test-unit / test-notebooks / test-browser   one part of make test"
 	@echo "make bench    run the benchmarks (print measured ratios)"
 	@echo "make reproduce  retrain one shipped model per notebook (03b, 04, 05) and compare with the weights"
@@ -22,7 +23,7 @@ help:
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,hf,teach]'
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,hf,teach,book]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -59,6 +60,9 @@ student: install
 
 nbgrader: install
 	$(PY) tools/nbgrader_course.py notebooks build/nbgrader
+
+book: install
+	$(PY) tools/build_book.py --notebooks notebooks --out build/book/html
 
 reproduce: install
 	$(PY) tools/reproduce.py

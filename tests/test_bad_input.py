@@ -45,7 +45,7 @@ MODULES = ("lclib.rope", "lclib.scaling", "lclib.spectrum", "lclib.dilated", "lc
            "lclib.plotting", "lclib.profile", "lclib.repro", "lclib.ruler.tasks", "lclib.ruler.words",
            "lclib.ruler.tokenizer", "lclib.ruler.metrics", "lclib.ruler.evaluate", "lclib.ruler.mixture",
            "lclib.ruler.drill", "lclib.kv_cache", "lclib.kv_compression", "lclib.kernels", "lclib.retrieval",
-           "lclib.dilated_distributed")
+           "lclib.dilated_distributed", "lclib.env")
 
 # modules of lclib left out of MODULES, and why (a new module must be added to one or the other)
 EXEMPT_MODULES = {

@@ -31,6 +31,11 @@ def test_reading_counts_markdown_words_and_code_cells():
     assert (words, code) == (300, 2) and minutes == 300 // 150 + 2
 
 
+def test_a_link_is_read_as_its_text_not_its_target():
+    nb = _notebook(["A [KV cache](glossary.md#kv-cache) and [Su et al., 2021](references.md#su2021)."], [])
+    assert times_tool.reading(nb)[1] == 8  # A, KV, cache, and, Su, et, al, 2021
+
+
 def test_exercises_are_read_from_their_labels():
     nb = _notebook(["**Exercise 1 (easy, 10 min).** Do this.", "**Exercise 2 (open).** And that."], [])
     assert times_tool.exercises(nb) == [("1", "easy", "10 min"), ("2", "open", None)]

@@ -95,6 +95,9 @@ def test_student_copy_of_the_collection(tmp_path):
     dest = tmp_path / "student"
     build(src, dest, ROOT)
     check_student_copy(src, dest)
+    # the pages the notebooks link to travel with them; no solutions notebook does
+    assert (dest / "notebooks" / "glossary.md").is_file() and (dest / "notebooks" / "references.md").is_file()
+    assert not list(dest.rglob("*solutions*.ipynb"))
 
 
 def test_student_copy_of_fixture(tmp_path):

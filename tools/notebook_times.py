@@ -25,13 +25,14 @@ TIMES = NOTEBOOKS / "run_times.json"
 WORDS_PER_MINUTE = 150
 WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
 EXERCISE = re.compile(r"\*\*Exercise (\d+) \((easy|medium|hard|open)(?:, ([^)]*))?\)\.?\*\*")
+LINK_TARGET = re.compile(r"\]\([^)]*\)")  # a link's target is not read: "[KV cache](glossary.md#kv-cache)" is two words
 HEADING = "## Time needed"
 PREFIXES = ("Reading: ", "Exercises: ", "Running it: ")
 
 
 def reading(nb) -> tuple[int, int, int]:
     """(minutes, markdown words, code cells) of a notebook, at WORDS_PER_MINUTE and one code cell a minute."""
-    words = sum(len(WORD.findall(c.source)) for c in nb.cells if c.cell_type == "markdown")
+    words = sum(len(WORD.findall(LINK_TARGET.sub("]", c.source))) for c in nb.cells if c.cell_type == "markdown")
     code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
     return round(words / WORDS_PER_MINUTE + code), words, code
 

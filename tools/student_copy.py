@@ -27,7 +27,7 @@ SUPPORT = ("lclib", "weights", "pyproject.toml", "constraints-cpu.txt", "environ
            "tools/train_lost_in_the_middle.py", "tools/train_dilated.py", "tools/train_effective_context.py",
            "tools/train_kv_cache.py")
 CELL_METADATA_DROPPED = ("execution", "collapsed", "scrolled", "jupyter")
-LINKED = re.compile(r"""(?:!\[[^\]]*\]\(\s*<?([^)\s>]+)>?|<img[^>]*\bsrc=["']([^"']+)["'])""")
+LINKED = re.compile(r"""(?:!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?|<img[^>]*\bsrc=["']([^"']+)["'])""")
 
 STUDENT_README = """\
 # Long-Context Models, hands-on: student copy
@@ -55,6 +55,9 @@ python -m venv .venv
 With conda instead: `conda env create -f environment.yml && conda activate lcm`, then
 `jupyter lab notebooks`. On a shared JupyterHub your teacher has installed all this already:
 open the `notebooks` folder.
+
+Something not working? In this folder, `.venv/bin/python -m lclib.env` (or `python -m lclib.env` in your
+conda environment) prints one line per requirement: OK, or what to do.
 
 The `[hf]` extra adds Hugging Face `transformers` (4.40 or later), which one cell of notebook 06 uses to
 compare our key-value cache with theirs. The open exercises retrain models with the scripts in `tools/`.
@@ -92,7 +95,8 @@ def clean(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
 
 
 def linked_files(nb: nbformat.NotebookNode, notebook_dir: Path, root: Path) -> list[Path]:
-    """Local files that markdown cells show (images of figures/), inside the repository."""
+    """Local files that markdown cells show or link to (figures, the glossary, the references), inside the
+    repository; never a notebook (the copy's notebooks are written separately, and solutions stay behind)."""
     found = []
     for cell in nb.cells:
         if cell.cell_type != "markdown":
@@ -102,7 +106,7 @@ def linked_files(nb: nbformat.NotebookNode, notebook_dir: Path, root: Path) -> l
             if re.match(r"^[a-z]+:", link) or link.startswith("#"):
                 continue  # http:, data:, attachment:, anchors
             target = (notebook_dir / link.split("#")[0]).resolve()
-            if target.is_file() and target.is_relative_to(root):
+            if target.is_file() and target.is_relative_to(root) and target.suffix != ".ipynb":
                 found.append(target)
     return found
 
