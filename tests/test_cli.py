@@ -1,6 +1,5 @@
 """Every command line answers bad input with one line: exit 2 for a bad argument, 1 for a failure."""
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +11,6 @@ from lclib import probes, train
 ROOT = Path(__file__).resolve().parents[1]
 KV = str(ROOT / "weights" / "lost_in_the_middle" / "skewed_seed0")
 RULER = str(ROOT / "weights" / "effective_context" / "base")
-
-
-def _too_slow(signum, frame):
-    raise TimeoutError("no answer within 30 s: bad input started the work instead of being refused")
 
 
 def _not_json(tmp_path: Path) -> str:
@@ -56,16 +51,16 @@ CASES = [
 
 
 @pytest.mark.parametrize("main, argv, status, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_command_line_is_one_line(main, argv, status, words, tmp_path, capsys):
+def test_bad_command_line_is_one_line(main, argv, status, words, tmp_path, capsys, within):
     argv = [_not_json(tmp_path) if a == "NOT_JSON" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
-    signal.signal(signal.SIGALRM, _too_slow)
-    signal.alarm(30)  # bad input is refused at once: a command that starts the work instead fails here
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse exits on a bad argument
-        code = e.code
-    finally:
-        signal.alarm(0)
+
+    def run():
+        try:
+            return main(argv)
+        except SystemExit as e:  # argparse exits on a bad argument
+            return e.code
+
+    code = within(30, run)  # bad input is refused at once: a command that starts the work instead fails here
     err = capsys.readouterr().err
     assert code == status, err
     last = err.strip().splitlines()[-1]

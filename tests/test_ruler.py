@@ -223,19 +223,6 @@ def test_notebook05_checkers_accept_right_and_reject_wrong():
 
 # --- issue 29: every generator loop is bounded ----------------------------------------------------------------
 
-def _within(seconds, call):
-    import signal
-
-    def too_slow(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    signal.signal(signal.SIGALRM, too_slow)
-    signal.alarm(seconds)
-    try:
-        return call()
-    finally:
-        signal.alarm(0)
-
 
 @pytest.mark.parametrize("task, params, match", [
     ("niah_single_1", {"length": 10**9}, "length"),  # before: filled for hours
@@ -245,14 +232,14 @@ def _within(seconds, call):
     ("vt", {"name_len": 10**7}, "name_len"),  # before: hung
     ("fwe", {"length": 131072, "word_len": 10**5}, "word_len"),  # before: hung drawing 2621 words of 10^5 letters
 ])
-def test_absurd_sizes_are_refused_at_once(task, params, match):
+def test_absurd_sizes_are_refused_at_once(task, params, match, within):
     params = {"length": 4096, **params}
     with pytest.raises(ValueError, match=match):
-        _within(5, lambda: ruler.make_sample(task, seed=0, **params))
+        within(5, lambda: ruler.make_sample(task, seed=0, **params))
 
 
-def test_the_longest_length_is_built_in_seconds():
-    s = _within(30, lambda: ruler.make_sample("niah_single_1", ruler.MAX_LENGTH, 0))
+def test_the_longest_length_is_built_in_seconds(within):
+    s = within(30, lambda: ruler.make_sample("niah_single_1", ruler.MAX_LENGTH, 0))
     assert abs(s.length - ruler.MAX_LENGTH) <= 2
 
 
@@ -265,6 +252,6 @@ class _ZeroCost:
         return 0 if essay or not text.strip() else len(text.split())
 
 
-def test_a_tokenizer_that_counts_a_unit_as_no_token_is_refused_not_looped_on():
+def test_a_tokenizer_that_counts_a_unit_as_no_token_is_refused_not_looped_on(within):
     with pytest.raises(ValueError, match="tok.count"):
-        _within(5, lambda: ruler.niah(_ZeroCost(), 512, 0, haystack="essay"))
+        within(5, lambda: ruler.niah(_ZeroCost(), 512, 0, haystack="essay"))

@@ -162,46 +162,31 @@ def test_pack_rows_reads_0_1_int_flags_as_false_true_not_as_indices():
         ruler_mix.pack_rows([([5.0, 6.0], [False, True])], 0)
 
 
-def _within(seconds, call):
-    """call() under an alarm: a bad length must be refused at once, not started."""
-    import signal
-
-    def too_slow(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    signal.signal(signal.SIGALRM, too_slow)
-    signal.alarm(seconds)
-    try:
-        return call()
-    finally:
-        signal.alarm(0)
-
-
-def test_mixture_caps_are_applied_before_any_work():
+def test_mixture_caps_are_applied_before_any_work(within):
     from lclib.ruler.tasks import MAX_LENGTH
 
     with pytest.raises(ValueError, match="max_len"):  # before: a sample of 10^9 tokens built at construction
-        _within(5, lambda: ruler_mix.RulerMixture(144, 10**9))
+        within(5, lambda: ruler_mix.RulerMixture(144, 10**9))
     with pytest.raises(ValueError, match="batch"):
-        _within(5, lambda: ruler_mix.RulerMixture(144, 160).sample(ruler_mix.MAX_BATCH + 1, torch.Generator()))
+        within(5, lambda: ruler_mix.RulerMixture(144, 160).sample(ruler_mix.MAX_BATCH + 1, torch.Generator()))
     with pytest.raises(ValueError, match="rows"):
         ruler_mix.pack_rows([([1, 2], [False, True])] * (ruler_mix.MAX_BATCH + 1), 0)
     assert MAX_LENGTH == 131072
 
 
-def test_huge_weights_are_drawn_in_proportion_without_a_pool_of_that_size():
+def test_huge_weights_are_drawn_in_proportion_without_a_pool_of_that_size(within):
     tasks = {t: ruler_mix.LAB_TASKS[t] for t in ("niah_single_1", "niah_multikey_1")}
     # before: a list of 2 * 10^12 names was built at construction
-    mix = _within(10, lambda: ruler_mix.RulerMixture(144, 160, tasks, weights={"niah_single_1": 10**12,
+    mix = within(10, lambda: ruler_mix.RulerMixture(144, 160, tasks, weights={"niah_single_1": 10**12,
                                                                                  "niah_multikey_1": 10**12}))
     assert mix._task(10**12 - 1) == "niah_single_1" and mix._task(10**12) == "niah_multikey_1"
 
 
-def test_the_cli_refuses_default_lengths_from_an_absurd_training_length(base, capsys):
+def test_the_cli_refuses_default_lengths_from_an_absurd_training_length(base, capsys, within):
     path, _ = base
     config = json.loads((path / "config.json").read_text())
     config["task"]["max_len"] = 10**6  # L..8L would be read for hours, in one forward pass each
     (path / "config.json").write_text(json.dumps(config))
-    assert _within(20, lambda: probes.main(["ruler", "--checkpoint", str(path), "--samples", "1"])) == 1
+    assert within(20, lambda: probes.main(["ruler", "--checkpoint", str(path), "--samples", "1"])) == 1
     err = capsys.readouterr().err
     assert "training length (max_len)" in err and "--lengths" in err and len(err.strip().splitlines()) == 1
