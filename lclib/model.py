@@ -31,6 +31,7 @@ from .kv_cache import KVCache
 POS_ENCODINGS = ("rope", "alibi", "none")
 INITS = ("torch", "gpt2")
 MAX_GENERATE_LEN = 1 << 16  # prompt + new tokens that GPT.generate reads at most: longer is refused, not run for hours
+IGNORE = -100  # the target id the loss skips (F.cross_entropy's ignore_index): prompts, padding, unasked tokens
 AttentionFn = Callable[[Tensor, Tensor, Tensor, bool], Tensor]
 
 
