@@ -19,7 +19,7 @@ does not inflate it), and the best wall times are printed too. Each (implementat
 fresh subprocess so that peak memory is measurable on the CPU: peak RSS during the calls minus RSS
 before them (on CUDA: torch.cuda.max_memory_allocated).
 Usage: python benchmarks/dilated.py [--sizes 4096 8192 16384 32768 65536] [--small | --large]
-       [--train-step] [--heads 2] [--head-dim 64] [--w0 1024] [--causal] [--repeats 3] [--budget 15]
+       [--train-step] [--n-head 2] [--head-dim 64] [--w0 1024] [--causal] [--repeats 3] [--budget 15]
        [--threads 1]
 """
 
@@ -72,7 +72,7 @@ def run_one(impl: str, n: int, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gen = torch.Generator(device=dev).manual_seed(0)
-    q, k, v, grad = torch.randn(4, 1, args.heads, n, args.head_dim, generator=gen, device=dev).unbind(0)
+    q, k, v, grad = torch.randn(4, 1, args.n_head, n, args.head_dim, generator=gen, device=dev).unbind(0)
     if not args.train_step:
         grad = None
     small = [x[..., : 2 * args.w0, :].contiguous() for x in (q, k, v)]  # warm-up: kernels, thread pool
@@ -107,7 +107,7 @@ def run_one(impl: str, n: int, args: argparse.Namespace) -> dict:
 def ideal_speedup(n: int, args: argparse.Namespace) -> float:
     """Dense pairs / pairs the schedule's patterns compute, per head (the edge-count ratio)."""
     dense = dilated.edge_counts(n, n, 1, causal=args.causal).pattern_sum_per_head.double().mean()
-    ours = dilated.edge_counts(n, *schedule(n, args.w0), num_heads=args.heads,
+    ours = dilated.edge_counts(n, *schedule(n, args.w0), n_head=args.n_head,
                                causal=args.causal).pattern_sum_per_head.double().mean()
     return float(dense / ours)
 
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help=f"n in {SIZES['large']} (a GPU)")
     parser.add_argument("--train-step", action="store_true",
                         help=f"time forward + backward against dense SDPA (n in {SIZES['train']} unless --sizes)")
-    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--n-head", type=int, default=2)
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--w0", type=int, default=1024, help="first segment length of the schedule")
     parser.add_argument("--causal", action="store_true")
@@ -137,11 +137,11 @@ def main() -> None:
         return
     default = "train" if args.train_step else "small" if args.small else "large" if args.large else "default"
     sizes = args.sizes or SIZES[default]
-    passthrough = ["--heads", str(args.heads), "--head-dim", str(args.head_dim), "--w0", str(args.w0),
+    passthrough = ["--n-head", str(args.n_head), "--head-dim", str(args.head_dim), "--w0", str(args.w0),
                    "--repeats", str(args.repeats), "--budget", str(args.budget), "--threads", str(args.threads)]
     passthrough += (["--causal"] if args.causal else []) + (["--train-step"] if args.train_step else [])
     impls = ("sdpa", "dense") if args.train_step else ("sdpa", "softmax", "dense")
-    print(f"batch 1, heads {args.heads}, head_dim {args.head_dim}, float32, causal {args.causal}, "
+    print(f"batch 1, heads {args.n_head}, head_dim {args.head_dim}, float32, causal {args.causal}, "
           f"schedule w = {args.w0} * 2^i, r = 2^i up to n, best of {args.repeats} (fewer past {args.budget:.0f} s), "
           f"{args.threads} threads" + (", TRAINING STEP: forward + backward of q, k, v" if args.train_step else ""))
     print("dilated = lclib.dilated.dilated_attention, default kernel 'sdpa' (fused flash kernel per block, with "

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from lclib import kv_cache, repro
-from lclib.kv_cache import KVCache
+from lclib import kv, repro
+from lclib.kv import KVCache
 from lclib.model import GPT, GPTConfig
 
 
@@ -57,8 +57,8 @@ def main() -> None:
             step = context[:, n:]
             with_cache = statistics.median(timed(lambda: model(step, cache=cache)) for _ in range(args.steps))
             measured = cache.nbytes()
-            formula = kv_cache.cache_bytes(c.n_layer, model.n_kv_head, c.head_dim, len(cache),
-                                           bytes_per_value=context.new_empty(0, dtype=torch.float32).element_size())
+            formula = kv.cache_bytes(c.n_layer, model.n_kv_head, c.head_dim, len(cache),
+                                     bytes_per_value=context.new_empty(0, dtype=torch.float32).element_size())
             print(f"{n:6d} {with_cache * 1e3:9.2f} ms {without * 1e3:9.1f} ms {without / with_cache:8.1f}x "
                   f"{measured:12,d} {formula:12,d} {abs(measured - formula) / formula:6.1%}", flush=True)
 

@@ -1,10 +1,12 @@
 """lclib: the small library behind "Long-Context Models, hands-on".
 
-One concept per module: ``rope`` (rotary embedding), ``scaling`` (context-extension methods), ``spectrum``
-(the rotary pairs against a training context), ``dilated`` and ``dilated_distributed`` (LongNet), ``model``,
-``tasks``, ``train``, ``probes``, ``kv_cache``, ``kv_compression``, ``kernels``, ``retrieval``, ``ruler`` (a
-package: RULER-lite), and the helpers ``profile``, ``repro``, ``plotting``, ``cli``, ``checks``.
-Importing ``lclib`` imports none of them: ``from lclib import rope``.
+One concept per module, read from the ground up (the README's layout gives each a line):
+the ground (``validate``, ``run_profile``, ``repro``, ``plotting``, ``digest``, ``env``); positions and their
+maths (``rope``, ``scaling``, ``spectrum``, ``kernels``, ``dilated/``); the model (``positions``,
+``generation``, ``kv/``, ``model``); the lab (``kv_task``, ``checkpoint``, ``train``, ``probes``); the
+benchmarks (``ruler/``, ``retrieval``); and on top ``checks/`` (the exercises' checkers) and ``cli/``
+(``python -m lclib <command>``). Imports only run downward. Importing ``lclib`` imports none of them:
+``from lclib import rope``.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Is this machine ready for the notebooks? ``python -m lclib.env`` prints one line per requirement.
+"""Is this machine ready for the notebooks? ``python -m lclib env`` prints one line per requirement.
 
 Each line is OK, WARN (works, with advice) or FAIL followed by the fix; the exit status is 1 when any line
 fails. Checked: Python against lclib's requires-python; torch against its declared range, and where the
@@ -9,8 +9,6 @@ loaded); a writable figures folder; and the Jupyter kernel. ``--root PATH`` name
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -23,7 +21,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from . import cli
+from .digest import sha256_file
 
 # packages of the optional extras that a notebook cannot run without, and why
 NOTEBOOKS_NEED = {"transformers": "notebook 06 imports it", "ipykernel": "Jupyter runs the notebooks with it"}
@@ -144,15 +142,6 @@ def check_packages(requirements: list[str]) -> list[Check]:
     return checks
 
 
-def _sha256(path: Path) -> str:
-    # as lclib.train hashes weights; not imported from there, since this check must run where torch does not
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_weights(root: Path) -> list[Check]:
     """Every root/weights/**/config.json: its model.safetensors present and matching weights_sha256."""
     root = _path(root, "root")
@@ -171,8 +160,8 @@ def check_weights(root: Path) -> list[Check]:
             bad.append(Check(folder, False, "has no model.safetensors", restore))
         elif not isinstance(want, str):
             bad.append(Check(folder, False, "has no weights_sha256 in config.json",
-                             f"{restore}, or if you trust it: python -m lclib.train stamp {folder}"))
-        elif _sha256(tensors) != want:
+                             f"{restore}, or if you trust it: python -m lclib stamp {folder}"))
+        elif sha256_file(tensors) != want:
             bad.append(Check(folder, False, "model.safetensors does not match its SHA-256 (corrupted or replaced)", restore))
     return bad or [Check("weights", True, f"{len(configs)} checkpoints, SHA-256 verified")]
 
@@ -223,30 +212,3 @@ def run_checks(root: Path) -> list[Check]:
     except ImportError:  # matplotlib missing (its own line says so): the folder is found the same way
         figures = Path(os.environ.get("LCLIB_FIGURES") or root / "figures")
     return [*checks, *check_weights(root), check_figures(figures), check_kernel()]
-
-
-def _folder(text: str) -> Path:
-    if not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"expected the repository's folder, got {text!r}")
-    return Path(text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lclib.env", description=__doc__.splitlines()[0])
-    here = Path(__file__).resolve().parents[1]  # the repository, for an editable install; else the current folder
-    parser.add_argument("--root", type=_folder, default=here if (here / "weights").is_dir() else Path.cwd(),
-                        help="the repository root (default: the one lclib is installed from, else this folder)")
-    cli.add_debug(parser)
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        checks = run_checks(args.root)
-        for check in checks:
-            print(check.line())
-        return 0 if all(c.ok for c in checks) else 1
-
-    return cli.run(body, args.debug)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

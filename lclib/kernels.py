@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import Tensor
 
+from . import validate
 from .rope import LAYOUTS
 
 RopeFn = Callable[[Tensor, Tensor, Tensor, str], Tensor]
@@ -36,8 +36,7 @@ def _check_rope(x: Tensor, cos: Tensor, sin: Tensor, layout: str) -> None:
         if not isinstance(value, Tensor) or not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got "
                             f"{value.dtype if isinstance(value, Tensor) else type(value).__name__}")
-    if not isinstance(layout, str) or layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    validate.one_of("layout", layout, LAYOUTS)
     if x.dim() < 2 or x.shape[-1] % 2 or x.shape[-1] == 0 or cos.shape != (x.shape[-2], x.shape[-1] // 2) \
             or sin.shape != cos.shape:
         raise ValueError(f"cos and sin must have shape (T, head_dim // 2) for x of shape (..., T, head_dim) "
@@ -188,14 +187,14 @@ def crossover_length(lengths: Sequence[int], baseline_s: Sequence[float], candid
         if isinstance(seq, (str, bytes)) or not isinstance(seq, Iterable):
             raise TypeError(f"{name} must be a sequence of numbers, got {type(seq).__name__}")
     lengths, baseline_s, candidate_s = list(lengths), list(baseline_s), list(candidate_s)
-    if not lengths or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in lengths):
+    if not lengths or any(not validate.is_int(n) or n < 1 for n in lengths):
         raise ValueError(f"lengths must be a non-empty list of positive ints, got {lengths!r}")
     if any(b <= a for a, b in zip(lengths, lengths[1:])):
         raise ValueError(f"lengths must be strictly ascending, got {lengths}")
     for name, times in (("baseline_s", baseline_s), ("candidate_s", candidate_s)):
         if len(times) != len(lengths):
             raise ValueError(f"{name} must hold one time per length ({len(lengths)}), got {len(times)}")
-        if any(isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 <= t < math.inf for t in times):
+        if any(not validate.is_number(t) or not 0 <= t < math.inf for t in times):
             raise ValueError(f"{name} must be finite non-negative numbers (seconds), got {times!r}")
     faster = [c < b for b, c in zip(baseline_s, candidate_s)]
     return next((n for i, n in enumerate(lengths) if all(faster[i:])), None)

@@ -14,7 +14,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import profile
+from . import run_profile
 
 
 def set_style() -> None:
@@ -37,11 +37,13 @@ def save_fig(fig: mpl.figure.Figure, name: str) -> list[Path]:
     Metadata that changes between runs (dates, software version) is left out, so a rerun that
     computes the same numbers writes the same files. Returns the paths written.
     """
-    if not isinstance(name, str) or not name or name.startswith("/") or ".." in name:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str like '01_rope/wavelengths', got {type(name).__name__}")
+    if not name or name.startswith("/") or ".." in name:
         raise ValueError(f"name must be a relative figure name like '01_rope/wavelengths', got {name!r}")
     if not isinstance(fig, mpl.figure.Figure):
         raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    if profile.FAST:
+    if run_profile.FAST:
         return []
     stem = figures_root() / name
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -7,29 +7,25 @@ log p(v1) + log p(v2 | v1). Liu et al. (TACL 2024, Fig. 1) plot (a) against the 
 relevant document; (b) shows whether a miss is a confident wrong answer or a shrug.
 
 Command line (prints the per-position results as JSON with --json):
-    python -m lclib.probes position-sweep --checkpoint weights/lost_in_the_middle/skewed_seed0 \
+    python -m lclib position-sweep --checkpoint weights/lost_in_the_middle/skewed_seed0 \
         --pairs 24 --samples 256 --seed 0 --json
 and the RULER-lite measurement of notebook 05 (lclib.ruler.evaluate; scores per task and length, and
 the effective length):
-    python -m lclib.probes ruler --checkpoint weights/effective_context/base --method yarn --scale 4 \
+    python -m lclib ruler --checkpoint weights/effective_context/base --method yarn --scale 4 \
         --lengths 160,320,640 --samples 50 --seed 0 --json
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import math
-import sys
 
 import torch
 from torch import Tensor
 
-from . import cli
 from .model import GPT
-from .tasks import VALUE_LEN, KVTask
-from .train import load, read_metadata
+from .kv_task import VALUE_LEN, KVTask
+from .validate import integer, is_int
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 SAMPLE_CHUNK = 512  # position_sweep draws its probe sequences this many at a time, whatever its batch size
@@ -60,8 +56,7 @@ def t_quantile_95(dof: int) -> float:
     1.984 for 100), by bisection on the exact distribution function: the multiplier of a 95% interval
     on a mean of dof + 1 values. Above EXACT_DOF, whose exact sum would take a time growing with dof, the
     Cornish-Fisher expansion in 1/dof (Abramowitz and Stegun 26.7.5), which agrees to 1e-12 there."""
-    if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1:
-        raise ValueError(f"dof must be a positive int, got {dof!r}")
+    integer("dof", dof, low=1)
     if dof > EXACT_DOF:
         z = Z95
         g = [(z ** 3 + z) / 4, (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96,
@@ -77,8 +72,7 @@ def t_quantile_95(dof: int) -> float:
 
 def wilson_interval(successes: Tensor, trials: int, z: float = Z95) -> tuple[Tensor, Tensor]:
     """95% Wilson score interval for binomial proportions (Wilson 1927). Shapes: successes (...,) -> two (...,)."""
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials must be an int >= 1, got {trials!r}")
+    integer("trials", trials, low=1)
     successes = torch.as_tensor(successes, dtype=torch.float64)
     if bool(((successes < 0) | (successes > trials) | successes.isnan()).any()):
         raise ValueError(f"successes must lie in 0..trials = {trials}, got {successes.tolist()}")
@@ -98,7 +92,7 @@ def mean_ci(values: Tensor, dim: int = 0) -> tuple[Tensor, Tensor]:
     if not isinstance(values, (Tensor, list, tuple)) and not hasattr(values, "__array__"):
         raise TypeError(f"values must be a tensor or an array of numbers, got {type(values).__name__}")
     values = torch.as_tensor(values, dtype=torch.float64)
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -values.dim() <= dim < max(values.dim(), 1):
+    if not is_int(dim) or not -values.dim() <= dim < max(values.dim(), 1):
         raise ValueError(f"dim must be an int in [-{values.dim()}, {values.dim()}), got {dim!r}")
     n = values.shape[dim] if values.dim() else 1
     if n == 0:
@@ -124,22 +118,7 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
     the batch size (which only sets how many sequences go through the model at once).
     The n_pairs * samples probe sequences hold at most MAX_SWEEP_TOKENS tokens together.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
-        raise ValueError(f"n_pairs must be a positive int, got {n_pairs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (a GPT), got {type(model).__name__}")
-    if not isinstance(task, KVTask):
-        raise TypeError(f"task must be a lclib.tasks.KVTask, got {type(task).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    total = n_pairs * samples * task.seq_len(n_pairs)
-    if total > MAX_SWEEP_TOKENS:
-        raise ValueError(f"n_pairs = {n_pairs} and samples = {samples} make {total} probe tokens, more than "
-                         f"MAX_SWEEP_TOKENS = {MAX_SWEEP_TOKENS}: use fewer pairs or samples")
+    _check_sweep(model, task, n_pairs, samples, seed, batch_size)
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -151,26 +130,14 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
               for q in query.split(SAMPLE_CHUNK)]
     all_tokens = torch.cat([c["tokens"] for c in chunks])  # (n * S, T)
     all_at = torch.cat([c["answer_at"][:, 0] for c in chunks])  # (n * S,) index of the question's key
-    exact = torch.zeros(n_pairs * samples, dtype=torch.bool)
-    token_ok = torch.zeros(n_pairs * samples, VALUE_LEN, dtype=torch.bool)
-    logprob = torch.zeros(n_pairs * samples, dtype=torch.float64)
-    for start in range(0, len(query), batch_size):
-        tokens = all_tokens[start:start + batch_size].to(dev)  # (b, T)
-        at = all_at[start:start + batch_size].to(dev)  # (b,)
-        logp = model(tokens).float().log_softmax(-1)  # (b, T, vocab)
-        rows = torch.arange(len(tokens), device=dev)
-        ok = torch.ones(len(tokens), dtype=torch.bool, device=dev)
-        lp = torch.zeros(len(tokens), dtype=torch.float64, device=dev)
-        for step in range(VALUE_LEN):  # logits at the key (+ step) predict value token step
-            target = tokens[rows, at + 1 + step]  # (b,)
-            step_logp = logp[rows, at + step]  # (b, vocab)
-            right = step_logp.argmax(-1) == target  # (b,)
-            token_ok[start:start + len(tokens), step] = right.cpu()
-            ok &= right
-            lp += step_logp[rows, target].double()
-        exact[start:start + len(tokens)] = ok.cpu()
-        logprob[start:start + len(tokens)] = lp.cpu()
+    exact, token_ok, logprob = [], [], []
+    for tokens, at in zip(all_tokens.split(batch_size), all_at.split(batch_size)):
+        ok, lp = _read_values(model, tokens.to(dev), at.to(dev))  # (b, VALUE_LEN), (b,)
+        token_ok.append(ok.cpu())
+        exact.append(ok.all(1).cpu())
+        logprob.append(lp.cpu())
     model.train(was_training)
+    exact, token_ok, logprob = torch.cat(exact), torch.cat(token_ok), torch.cat(logprob)
     hits = exact.view(n_pairs, samples).sum(1)  # (n,)
     lo, hi = wilson_interval(hits, samples)
     lp_mean, lp_ci = mean_ci(logprob.view(n_pairs, samples), dim=1)
@@ -183,14 +150,44 @@ def position_sweep(model: GPT, task: KVTask, n_pairs: int, samples: int = 256, s
             "n_pairs": n_pairs}
 
 
+def _check_sweep(model: object, task: object, n_pairs: object, samples: object, seed: object,
+                 batch_size: object) -> None:
+    integer("samples", samples, low=1)
+    integer("n_pairs", n_pairs, low=1)
+    integer("batch_size", batch_size, low=1)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a GPT), got {type(model).__name__}")
+    if not isinstance(task, KVTask):
+        raise TypeError(f"task must be a lclib.kv_task.KVTask, got {type(task).__name__}")
+    integer("seed", seed)
+    total = n_pairs * samples * task.seq_len(n_pairs)
+    if total > MAX_SWEEP_TOKENS:
+        raise ValueError(f"n_pairs = {n_pairs} and samples = {samples} make {total} probe tokens, more than "
+                         f"MAX_SWEEP_TOKENS = {MAX_SWEEP_TOKENS}: use fewer pairs or samples")
+
+
+def _read_values(model: GPT, tokens: Tensor, at: Tensor) -> tuple[Tensor, Tensor]:
+    """Teacher-forced reading of each question's value: which value tokens are the argmax (b, VALUE_LEN),
+    and log p(v1) + log p(v2 | v1) float64 (b,). tokens (b, T); at (b,) index of the question's key."""
+    logp = model(tokens).float().log_softmax(-1)  # (b, T, vocab)
+    rows = torch.arange(len(tokens), device=tokens.device)
+    ok = torch.zeros(len(tokens), VALUE_LEN, dtype=torch.bool, device=tokens.device)
+    lp = torch.zeros(len(tokens), dtype=torch.float64, device=tokens.device)
+    for step in range(VALUE_LEN):  # logits at the key (+ step) predict value token step
+        target = tokens[rows, at + 1 + step]  # (b,)
+        step_logp = logp[rows, at + step]  # (b, vocab)
+        ok[:, step] = step_logp.argmax(-1) == target
+        lp += step_logp[rows, target].double()
+    return ok, lp
+
+
 def u_shape(acc: Tensor, ends: int = 1) -> dict[str, float]:
     """Summary numbers of a curve of accuracies by position (n,): the bars of notebook 04.
 
     "first", "last": mean of the first / last ``ends`` positions; "middle_min": the minimum over
     the rest; "depth": min(first, last) - middle_min; "max_dev": largest |acc - mean|.
     """
-    if isinstance(ends, bool) or not isinstance(ends, int) or ends < 1:
-        raise ValueError(f"ends must be an int >= 1, got {ends!r}")
+    integer("ends", ends, low=1)
     acc = torch.as_tensor(acc, dtype=torch.float64)
     if acc.dim() != 1 or len(acc) < 2 * ends + 1:
         raise ValueError(f"acc must be 1-D with more than {2 * ends} positions, got shape {tuple(acc.shape)}")
@@ -214,59 +211,3 @@ def sweep_to_json(result: dict) -> dict:
         return [None if math.isnan(float(x)) else round(float(x), 5) for x in v]  # JSON has no NaN
 
     return {k: convert(v) for k, v in result.items()}
-
-
-def _task_from_metadata(meta: dict, key_symbols: int | None, distinct: bool | None) -> KVTask:
-    params = dict(meta.get("task", {}))
-    if isinstance(params.get("n_pairs"), list):
-        params["n_pairs"] = tuple(params["n_pairs"])
-    if key_symbols is not None:
-        params["key_symbols"] = key_symbols
-    if distinct is not None:
-        params["distinct_keys"] = distinct
-    params["n_pairs"] = 1  # the sweep sets the length itself
-    return KVTask(**params)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["ruler"]:  # its options live with the RULER-lite code
-        from .ruler import evaluate as ruler_evaluate
-
-        return ruler_evaluate.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m lclib.probes", description="Probes of a trained lab model.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("ruler", add_help=False,
-                   help="RULER-lite scores per task and length, and the effective length (see: ruler --help)")
-    sweep = sub.add_parser("position-sweep", help="exact match and log p(value) per pair position")
-    sweep.add_argument("--checkpoint", required=True, help="folder written by lclib.train.save")
-    sweep.add_argument("--pairs", type=cli.positive_int, required=True, help="pairs per probe sequence")
-    sweep.add_argument("--samples", type=cli.positive_int, default=256, help="probe sequences per position")
-    sweep.add_argument("--seed", type=int, default=0)
-    sweep.add_argument("--key-symbols", type=cli.positive_int, default=None,
-                       help="override the checkpoint task's key alphabet")
-    sweep.add_argument("--distinct-keys", action="store_true", default=None, help="probe with distinct keys")
-    sweep.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    cli.add_debug(sweep)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _position_sweep_command(args), args.debug)
-
-
-def _position_sweep_command(args: argparse.Namespace) -> int:
-    meta = read_metadata(args.checkpoint)
-    if "tasks" in meta.get("task", {}):
-        raise ValueError(f"{args.checkpoint} is a RULER-lite checkpoint (notebook 05), not a key-value one: "
-                         "probe it with `python -m lclib.probes ruler`")
-    task = _task_from_metadata(meta, args.key_symbols, args.distinct_keys)
-    result = position_sweep(load(args.checkpoint), task, args.pairs, args.samples, args.seed)
-    if args.json:
-        print(json.dumps(sweep_to_json(result)))
-    else:
-        print("position  exact  [95% CI]         log p(value)")
-        for i in range(args.pairs):
-            print(f"{i + 1:8d}  {result['exact'][i]:.3f}  [{result['exact_lo'][i]:.3f}, {result['exact_hi'][i]:.3f}]"
-                  f"  {result['logprob'][i]:8.3f} +- {result['logprob_ci'][i]:.3f}")
-    return 0
-
-if __name__ == "__main__":
-    sys.exit(main())

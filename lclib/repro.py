@@ -9,13 +9,12 @@ import random
 import numpy as np
 import torch
 
-from . import profile
+from . import run_profile, validate
 
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA); return a torch.Generator seeded the same way."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = validate.integer("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -46,7 +45,7 @@ def banner() -> str:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
     return (
         f"python {platform.python_version()} | torch {torch.__version__} | numpy {np.__version__} | "
-        f"device {dev.type} ({name}) | profile {profile.NAME}"
+        f"device {dev.type} ({name}) | profile {run_profile.NAME}"
     )
 
 

@@ -21,7 +21,6 @@ hops (variable tracking) by forming each query from the chunk the previous one f
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections import Counter
@@ -31,6 +30,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import bm25s
 import numpy as np
 
+from . import validate
 from .ruler import words as W
 from .ruler.tasks import Sample
 
@@ -56,14 +56,6 @@ def words(text: str) -> list[str]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return _TERM.findall(unicodedata.normalize("NFKC", text).casefold())
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int >= 1, got {k!r}")
-    if k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
-    return k
 
 
 def _check_strs(name: str, values: Sequence[str]) -> list[str]:
@@ -110,13 +102,9 @@ class BM25(Retriever):
     """
 
     def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene"):
-        if isinstance(k1, bool) or not isinstance(k1, (int, float)) or not 0 <= k1 < math.inf:
-            raise ValueError(f"k1 must be a finite number >= 0, got {k1!r}")
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 1:
-            raise ValueError(f"b must be a number in [0, 1], got {b!r}")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-        self.k1, self.b, self.method = float(k1), float(b), method
+        self.k1 = validate.number("k1", k1, low=0)
+        self.b = validate.number("b", b, low=0, high=1)
+        self.method = validate.one_of("method", method, METHODS)
         self._bm25: bm25s.BM25 | None = None
         self._n = 0
 
@@ -141,7 +129,7 @@ class BM25(Retriever):
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """The top min(k, len(chunks)) (chunk index, score), best first; equal scores in index order."""
         _check_query("query", query)
-        _check_k(k)
+        validate.integer("k", k, low=1)
         s = self.scores(query)  # (N,)
         top = np.argsort(-s, kind="stable")[:k]  # stable: ties keep the lower index first
         return [(int(i), float(s[i])) for i in top]
@@ -182,7 +170,7 @@ def _search(retriever: Retriever, query: str, k: int, n: int) -> list[int]:
     except (TypeError, ValueError):
         raise TypeError(f"{name} must return a list of (chunk index, score) pairs, got {list(hits)[:3]!r}") from None
     if len(ids) != min(k, n) or len(set(ids)) != len(ids) or \
-            not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in ids):
+            not all(validate.is_int(i) and 0 <= i < n for i in ids):
         raise ValueError(f"{name} must return min(k, chunks) = {min(k, n)} distinct chunk indices in [0, {n}), "
                          f"got {ids[:10]!r}{' ...' if len(ids) > 10 else ''}")
     return ids
@@ -192,8 +180,7 @@ def _split(sample: Sample, unit: str) -> tuple[str, list[str], list[str], str]:
     """head, chunk texts, the separator after each ("" after the last), tail."""
     if not isinstance(sample, Sample):
         raise TypeError(f"sample must be a lclib.ruler.Sample, got {type(sample).__name__}")
-    if unit not in _BOUNDARY:
-        raise ValueError(f"unit must be one of {', '.join(map(repr, _BOUNDARY))}, got {unit!r}")
+    validate.one_of("unit", unit, _BOUNDARY)
     # Searched from the end: an in-context example (vt, cwe) repeats the whole template before the task's own.
     for head_mark, tail_mark in _marks(sample):
         end = sample.prompt.rfind(tail_mark)
@@ -230,11 +217,10 @@ def arrange(ranked: Sequence[int], order: str) -> list[int]:
     question); "ends": ranks 1, 3, 5, ... from the front and 2, 4, ... from the back, so the best two sit
     at the two ends. arrange(range(24), order).index(r) is the slot where rank r (0 = best) lands.
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}")
+    validate.one_of("order", order, ORDERS)
     # a Sequence, not any iterable: a one-shot iterator would be used up by the check and arranged as []
     if isinstance(ranked, (str, bytes)) or not isinstance(ranked, Sequence) or \
-            not all(isinstance(i, int) and not isinstance(i, bool) for i in ranked):
+            not all(validate.is_int(i) for i in ranked):
         raise TypeError(f"ranked must be a sequence of int chunk indices, got {ranked!r}")
     ranked = list(ranked)
     if len(set(ranked)) != len(ranked):
@@ -265,19 +251,19 @@ def rag_prompt(sample: Sample, retriever: Retriever, k: int, order: str = "docum
     all chunks in "document" order gives back the prompt of a one-separator layout. tokens is the cost,
     counted by tokenizer (anything with count(text) -> int; default: the RULER-lite one).
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}")
+    validate.one_of("order", order, ORDERS)
     _check_retriever(retriever)
-    _check_k(k)
+    validate.integer("k", k, low=1)
+    if tokenizer is None:
+        tokenizer = W.default_tokenizer()
+    if isinstance(tokenizer, str) or not callable(getattr(tokenizer, "count", None)):
+        raise TypeError(f"tokenizer must be None or have count(text) -> int, got {type(tokenizer).__name__}")
     head, texts, seps, tail = _split(sample, unit)
     retriever.index(texts)
     chosen = arrange(_search(retriever, tail, k, len(texts)), order)
     joiner = Counter(seps[:-1]).most_common(1)[0][0] if len(seps) > 1 else " "
     prompt = head + joiner.join(texts[i] for i in chosen) + tail
-    tok = W.default_tokenizer() if tokenizer is None else tokenizer
-    if isinstance(tok, str) or not callable(getattr(tok, "count", None)):
-        raise TypeError(f"tokenizer must be None or have count(text) -> int, got {type(tokenizer).__name__}")
-    return RagPrompt(prompt, chosen, tok.count(prompt))
+    return RagPrompt(prompt, chosen, tokenizer.count(prompt))
 
 
 def answer_chunks(chunks: Sequence[str], answers: Sequence[str]) -> list[int]:
@@ -296,7 +282,7 @@ def recall_at_k(sample: Sample, retriever: Retriever, k: int, unit: str = "sente
     every occurrence of a common word counts, which no small k can hold.
     """
     _check_retriever(retriever)
-    _check_k(k)
+    validate.integer("k", k, low=1)
     head, texts, seps, tail = _split(sample, unit)
     relevant = answer_chunks(texts, sample.answers)
     if not relevant:
@@ -315,8 +301,7 @@ def iterative_retrieve(retriever: Retriever, chunks: Sequence[str], first_query:
     matching nothing still yields a chunk (BM25: the first untaken one, score 0), so next_query should
     return None for a chunk it cannot read. Returns the chunk indices in hop order.
     """
-    if isinstance(max_hops, bool) or not isinstance(max_hops, int) or max_hops < 1:
-        raise ValueError(f"max_hops must be an int >= 1, got {max_hops!r}")
+    validate.integer("max_hops", max_hops, low=1)
     _check_retriever(retriever)
     if not callable(next_query):
         raise TypeError(f"next_query must be callable(chunk) -> str | None, got {type(next_query).__name__}")

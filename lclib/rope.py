@@ -21,48 +21,22 @@ import math
 import torch
 from torch import Tensor
 
+from . import validate
+
 LAYOUTS = ("half", "interleaved")
 
 
 def _check_head_dim(head_dim: int) -> None:
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int):
-        raise TypeError(f"head_dim must be an int, got {type(head_dim).__name__}")
-    if head_dim <= 0 or head_dim % 2:
+    validate.integer("head_dim", head_dim, low=1)
+    if head_dim % 2:
         raise ValueError(f"head_dim must be a positive even number for RoPE, got {head_dim}")
-
-
-def _check_base(base: float) -> None:
-    if not isinstance(base, (int, float)) or isinstance(base, bool):
-        raise TypeError(f"base must be a number, got {type(base).__name__}")
-    if not base > 1 or math.isinf(base):
-        raise ValueError(f"base must be > 1 and finite (theta_i = base^(-2i/d) must decrease), got {base}")
-
-
-def _check_layout(layout: str) -> None:
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-
-
-def _check_tensor(name: str, value: object, floating: bool = True) -> None:
-    """A torch.Tensor, of a floating dtype when floating (an integer x or inv_freq would be truncated)."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if floating and not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-
-
-def _check_attention_factor(attention_factor: float) -> None:
-    if not isinstance(attention_factor, (int, float)) or isinstance(attention_factor, bool):
-        raise TypeError(f"attention_factor must be a number, got {type(attention_factor).__name__}")
-    if not 0 < attention_factor < math.inf:
-        raise ValueError(f"attention_factor must be a finite number > 0, got {attention_factor}")
 
 
 def _check_rope_inputs(x: Tensor, positions: Tensor, inv_freq: Tensor) -> None:
     """Shapes: x (..., seq_len, head_dim) floating, positions (seq_len,), inv_freq (head_dim // 2,) floating."""
-    _check_tensor("x", x)
-    _check_tensor("positions", positions, floating=False)
-    _check_tensor("inv_freq", inv_freq)
+    validate.tensor("x", x, floating=True)
+    validate.tensor("positions", positions)
+    validate.tensor("inv_freq", inv_freq, floating=True)
     if x.dim() < 2:
         raise ValueError(f"x must have shape (..., seq_len, head_dim), got {tuple(x.shape)}")
     if x.shape[-1] % 2:
@@ -84,14 +58,14 @@ def inv_freq(head_dim: int, base: float = 10000.0) -> Tensor:
     Shape: (head_dim // 2,).
     """
     _check_head_dim(head_dim)
-    _check_base(base)
+    validate.number("base", base, low=1, low_open=True)  # theta_i = base^(-2i/d) must decrease
     exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim  # (d/2,)
     return float(base) ** (-exponents)
 
 
 def wavelengths(inv_freq: Tensor) -> Tensor:
     """Tokens needed for pair i to complete one full turn: 2*pi / theta_i. Shape: like inv_freq."""
-    _check_tensor("inv_freq", inv_freq)
+    validate.tensor("inv_freq", inv_freq, floating=True)
     return 2 * math.pi / inv_freq.double()
 
 
@@ -103,9 +77,9 @@ def rope_cos_sin(
     This is what a model caches once per sequence length.
     Shapes: positions (seq_len,); inv_freq (head_dim // 2,); returns two (seq_len, head_dim // 2).
     """
-    _check_tensor("positions", positions, floating=False)
-    _check_tensor("inv_freq", inv_freq)
-    _check_attention_factor(attention_factor)
+    validate.tensor("positions", positions)
+    validate.tensor("inv_freq", inv_freq, floating=True)
+    validate.number("attention_factor", attention_factor, low=0, low_open=True)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype (cos and sin lie in [-1, 1]), got {dtype}")
     if positions.dim() != 1:
@@ -127,10 +101,9 @@ def apply_rope_cached(x: Tensor, cos: Tensor, sin: Tensor, layout: str = "half",
     is needed (training), the same rotation is built from differentiable ops instead.
     Shapes: x (..., seq_len, head_dim); cos, sin (seq_len, head_dim // 2); returns like x.
     """
-    _check_layout(layout)
-    _check_tensor("x", x)
-    _check_tensor("cos", cos)
-    _check_tensor("sin", sin)
+    validate.one_of("layout", layout, LAYOUTS)
+    for name, value in (("x", x), ("cos", cos), ("sin", sin)):
+        validate.tensor(name, value, floating=True)
     half = x.shape[-1] // 2
     if x.shape[-1] % 2 or cos.shape != (x.shape[-2], half) or sin.shape != cos.shape:
         raise ValueError(
@@ -171,7 +144,7 @@ def apply_rope(
     Shapes: x (..., seq_len, head_dim); positions (seq_len,); inv_freq (head_dim // 2,).
     """
     _check_rope_inputs(x, positions, inv_freq)
-    _check_layout(layout)
+    validate.one_of("layout", layout, LAYOUTS)
     cos, sin = rope_cos_sin(positions.to(x.device), inv_freq, attention_factor, dtype=x.dtype)
     return apply_rope_cached(x, cos, sin, layout)
 
@@ -210,14 +183,7 @@ def decay_bound(head_dim: int, base: float, distances: Tensor) -> Tensor:
     Shapes: distances (n,), returns (n,) float64.
     """
     theta = inv_freq(head_dim, base)  # (d/2,)
-    try:
-        distances = torch.as_tensor(distances, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"distances must be a 1-D tensor or list of numbers, got {type(distances).__name__}") from None
-    if distances.dim() != 1:
-        raise ValueError(f"distances must be 1-D, got shape {tuple(distances.shape)}")
-    if not bool(torch.isfinite(distances).all()):
-        raise ValueError(f"distances must be finite numbers, got {distances.tolist()}")
+    distances = validate.finite_vector("distances", distances)  # (n,) float64
     angles = distances[:, None] * theta[None, :]  # (n, d/2)
     partial_sums = torch.cumsum(torch.polar(torch.ones_like(angles), angles), dim=-1)  # S_1..S_{d/2}
     return partial_sums.abs().mean(dim=-1)

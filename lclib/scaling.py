@@ -29,42 +29,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import rope
+from . import rope, validate
 
 METHODS = ("none", "linear", "ntk", "dynamic_ntk", "yarn", "llama3")
 
 
 # --- argument checks ----------------------------------------------------------------------------
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_scale(scale: float) -> None:
-    if not _is_number(scale):
-        raise TypeError(f"scale must be a number, got {type(scale).__name__}")
-    if not scale >= 1.0 or math.isinf(scale):
-        raise ValueError(f"scale must be a finite number >= 1 (the context extension factor s), got {scale}")
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive number of positions, got {value}")
-
-
-def _check_positive(name: str, value: object) -> None:
-    if not _is_number(value):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+def _check_rope(head_dim: int, base: float) -> None:
+    """head_dim and base as RoPE takes them: rope.inv_freq refuses the others, naming the argument."""
+    rope.inv_freq(head_dim, base)
 
 
 def _check_common(head_dim: int, base: float, scale: float) -> None:
-    rope._check_head_dim(head_dim)
-    rope._check_base(base)
-    _check_scale(scale)
+    _check_rope(head_dim, base)
+    validate.number("scale", scale, low=1)  # s, the context extension factor
 
 
 # --- the methods ----------------------------------------------------------------------------------
@@ -102,8 +81,8 @@ def dynamic_ntk(head_dim: int, base: float, scale: float, original_max_len: int,
     Returns (inv_freq (head_dim // 2,) float64, attention_factor 1.0).
     """
     _check_common(head_dim, base, scale)
-    _check_positive_int("original_max_len", original_max_len)
-    _check_positive_int("seq_len", seq_len)
+    validate.integer("original_max_len", original_max_len, low=1)
+    validate.integer("seq_len", seq_len, low=1)
     alpha = scale * max(seq_len, original_max_len) / original_max_len - (scale - 1)
     return ntk(head_dim, base, alpha)[0], 1.0
 
@@ -113,10 +92,7 @@ def yarn_temperature(scale: float) -> float:
 
     It multiplies cos and sin, so the logits are multiplied by its square (1/t in the paper).
     """
-    if not _is_number(scale):
-        raise TypeError(f"scale must be a number, got {type(scale).__name__}")
-    if not math.isfinite(scale):
-        raise ValueError(f"scale must be a finite number (the context extension factor s), got {scale}")
+    validate.number("scale", scale)
     return 1.0 if scale <= 1 else 0.1 * math.log(scale) + 1.0
 
 
@@ -130,9 +106,8 @@ def yarn_correction_range(
     low = i(beta_fast), high = i(beta_slow), rounded outward (floor, ceil) when truncate, and
     clipped to [0, head_dim - 1] as transformers does.
     """
-    rope._check_head_dim(head_dim)
-    rope._check_base(base)
-    _check_positive_int("original_max_len", original_max_len)
+    _check_rope(head_dim, base)
+    validate.integer("original_max_len", original_max_len, low=1)
     _check_betas(beta_fast, beta_slow)
     if not isinstance(truncate, bool):
         raise TypeError(f"truncate must be a bool, got {type(truncate).__name__}")
@@ -148,8 +123,8 @@ def yarn_correction_range(
 
 def _check_above(high_name: str, high: float, low_name: str, low: float, why: str = "") -> None:
     """Both positive numbers, and high > low; else a ValueError naming both arguments."""
-    _check_positive(low_name, low)
-    _check_positive(high_name, high)
+    validate.number(low_name, low, low=0, low_open=True)
+    validate.number(high_name, high, low=0, low_open=True)
     if not high > low:
         raise ValueError(f"{high_name} must be > {low_name}{why}, got {high_name}={high}, {low_name}={low}")
 
@@ -192,7 +167,7 @@ def yarn(
     """
     _check_common(head_dim, base, scale)
     if attention_factor is not None:
-        _check_positive("attention_factor", attention_factor)
+        validate.number("attention_factor", attention_factor, low=0, low_open=True)
     theta = rope.inv_freq(head_dim, base)  # (d/2,)
     gamma = yarn_ramp(head_dim, base, original_max_len, beta_fast, beta_slow, truncate)  # (d/2,)
     inv_freq = theta / scale * gamma + theta * (1 - gamma)
@@ -210,7 +185,7 @@ def llama3(
     Returns (inv_freq (head_dim // 2,) float64, attention_factor 1.0).
     """
     _check_common(head_dim, base, scale)
-    _check_positive_int("original_max_len", original_max_len)
+    validate.integer("original_max_len", original_max_len, low=1)
     _check_freq_factors(low_freq_factor, high_freq_factor)
     theta = rope.inv_freq(head_dim, base)  # (d/2,)
     wavelength = rope.wavelengths(theta)  # (d/2,)
@@ -251,20 +226,19 @@ class RopeScaling:
     truncate: bool = True  # yarn: round the ramp ends to whole pairs (floor / ceil)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        _check_scale(self.scale)
+        validate.one_of("method", self.method, METHODS)
+        validate.number("scale", self.scale, low=1)
         if self.method == "none" and self.scale != 1:
             raise ValueError(f"scale must be 1 for method 'none' (plain RoPE), got {self.scale}")
         if self.method in ("dynamic_ntk", "yarn", "llama3"):
             if self.original_max_len is None:
                 raise ValueError(f"original_max_len (the training context L) is required for method {self.method!r}")
         if self.original_max_len is not None:
-            _check_positive_int("original_max_len", self.original_max_len)
+            validate.integer("original_max_len", self.original_max_len, low=1)
         _check_betas(self.beta_fast, self.beta_slow)
         _check_freq_factors(self.low_freq_factor, self.high_freq_factor)
         if self.attention_factor is not None:
-            _check_positive("attention_factor", self.attention_factor)
+            validate.number("attention_factor", self.attention_factor, low=0, low_open=True)
         if not isinstance(self.truncate, bool):
             raise TypeError(f"truncate must be a bool, got {type(self.truncate).__name__}")
 
@@ -275,7 +249,7 @@ class RopeScaling:
         a sequence within the training context, i.e. plain RoPE, as transformers does at init.
         """
         if seq_len is not None:
-            _check_positive_int("seq_len", seq_len)
+            validate.integer("seq_len", seq_len, low=1)
         s, L = self.scale, self.original_max_len
         if self.method == "none":
             return rope.inv_freq(head_dim, base), 1.0
@@ -333,6 +307,6 @@ class RopeScaling:
                 raise ValueError(f"config has unknown key {key!r}; expected some of {sorted(fields)}")
             kwargs[name] = value
         kwargs["method"] = _HF_METHODS.get(kwargs.get("method", "none"), kwargs.get("method", "none"))
-        if "scale" in kwargs and _is_number(kwargs["scale"]):
+        if "scale" in kwargs and validate.is_number(kwargs["scale"]):
             kwargs["scale"] = float(kwargs["scale"])
         return cls(**kwargs)

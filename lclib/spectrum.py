@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import rope
+from . import rope, validate
 
 # Published RoPE shapes (each model's config.json): head_dim, base, training context L.
 PUBLISHED: dict[str, dict[str, float | int]] = {
@@ -31,18 +31,10 @@ PUBLISHED: dict[str, dict[str, float | int]] = {
 }
 
 
-def _check_context(context: object) -> int:
-    if isinstance(context, bool) or not isinstance(context, int):
-        raise TypeError(f"context must be an int (the training context L, in tokens), got {type(context).__name__}")
-    if context < 1:
-        raise ValueError(f"context must be a positive number of tokens (the training context L), got {context}")
-    return context
-
-
 def turns(inv_freq: Tensor, context: int) -> Tensor:
     """Turns each pair makes over `context` tokens: context * theta_i / (2 pi). Shapes: (d/2,) -> (d/2,) float64."""
-    rope._check_tensor("inv_freq", inv_freq)
-    return _check_context(context) * inv_freq.double() / (2 * math.pi)
+    validate.tensor("inv_freq", inv_freq, floating=True)
+    return validate.integer("context", context, low=1) * inv_freq.double() / (2 * math.pi)
 
 
 def critical_dimension(head_dim: int, base: float, context: int) -> int:
@@ -51,9 +43,8 @@ def critical_dimension(head_dim: int, base: float, context: int) -> int:
     Equal to 2 ceil((d/2) log_base(context / 2 pi)) (their Eq. 4), clipped to [0, head_dim]: 8 of 16 for the lab's
     model (base 10000, L = 256), 92 of 128 for Llama-2-7B (L = 4096).
     """
-    rope._check_head_dim(head_dim)
-    rope._check_base(base)
-    _check_context(context)
+    rope.inv_freq(head_dim, base)  # refuses a head_dim or base that RoPE cannot use, naming it
+    validate.integer("context", context, low=1)  # the training context L, in tokens
     x = head_dim / 2 * math.log(context / (2 * math.pi)) / math.log(base)
     return 2 * min(max(math.ceil(x), 0), head_dim // 2)
 
@@ -86,7 +77,7 @@ def pair_table(model: Any, context: int, scalings: dict[str, Any] | None = None,
     """One row per rotary pair of `model`: wavelength, turns in `context`, whether it completes a turn, and
     the factor theta_i / theta'_i under each named scaling (at seq_len positions, for dynamic NTK)."""
     head_dim, base = rope_shape(model)
-    _check_context(context)
+    validate.integer("context", context, low=1)
     if scalings is not None and not isinstance(scalings, dict):
         raise TypeError(f"scalings must be a dict {{name: RopeScaling}}, got {type(scalings).__name__}")
     theta = rope.inv_freq(head_dim, base)  # (d/2,)
@@ -108,12 +99,12 @@ class PairScaling:
     attention_factor: float = 1.0  # multiplies cos and sin (the logits by its square)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pairs, tuple) or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in self.pairs):
+        if not isinstance(self.pairs, tuple) or not all(validate.is_int(p) for p in self.pairs):
             raise TypeError(f"pairs must be a tuple of pair indices (ints >= 0), got {self.pairs!r}")
-        for name in ("factor", "attention_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if any(p < 0 for p in self.pairs):
+            raise ValueError(f"pairs must be a tuple of pair indices (ints >= 0), got {self.pairs!r}")
+        validate.number("factor", self.factor, low=0, low_open=True)
+        validate.number("attention_factor", self.attention_factor, low=0, low_open=True)
 
     def frequencies(self, head_dim: int, base: float, seq_len: int | None = None) -> tuple[Tensor, float]:
         """(inv_freq (head_dim // 2,) float64, attention_factor); seq_len is ignored."""

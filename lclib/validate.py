@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["integer", "number", "one_of", "tensor", "is_int", "is_number"]
+__all__ = ["integer", "number", "one_of", "tensor", "finite_vector", "token_ids", "is_int", "is_number"]
 
 
 def is_int(value: object) -> bool:
@@ -84,4 +84,30 @@ def tensor(name: str, value: Any, *, dim: int | None = None, floating: bool | No
         raise TypeError(f"{name} must be a floating tensor, got {value.dtype}")
     if floating is False and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
         raise TypeError(f"{name} must be an integer tensor, got {value.dtype}")
+    return value
+
+
+def finite_vector(name: str, value: Any) -> Tensor:
+    """value as a 1-D float64 tensor of finite numbers (a tensor, a list, an array): TypeError if it is not
+    numbers, ValueError for another number of dimensions or a NaN or inf. Shapes: (n,) -> (n,)."""
+    try:
+        value = torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a 1-D tensor or list of numbers, got {type(value).__name__}") from None
+    if value.dim() != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(value.shape)}")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must be finite numbers, got {value.tolist()}")
+    return value
+
+
+def token_ids(name: str, value: Any, vocab_size: int) -> Tensor:
+    """value, if it is an integer tensor (batch, seq_len) of ids in 0..vocab_size-1 (else an IndexError deep in
+    nn.Embedding): ValueError for another shape or an id out of range, TypeError for a non-integer dtype."""
+    if not isinstance(value, Tensor) or value.dim() != 2:
+        raise ValueError(f"{name} must be a tensor of shape (batch, seq_len), got {getattr(value, 'shape', type(value))}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of token ids, got {value.dtype}")
+    if value.numel() and bool(((value < 0) | (value >= vocab_size)).any()):
+        raise ValueError(f"{name} must be ids in 0..{vocab_size - 1}, got {int(value.min())}..{int(value.max())}")
     return value

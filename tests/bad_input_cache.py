@@ -1,4 +1,4 @@
-"""Bad calls of the KV cache and the model's cached decoding (issue 29): lclib.kv_cache, GPT.generate,
+"""Bad calls of the KV cache and the model's cached decoding (issue 29): lclib.kv.cache, lclib.kv.sizing, GPT.generate,
 GPT.forward with a cache, GPT.group_kv_heads. Loaded by tests/test_bad_input.py (see _register_area_cases)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import torch
 
-from lclib import kv_cache, model, scaling
-from lclib.kv_cache import KVCache
+from lclib import kv, model, scaling
+from lclib.kv import Int8KVCache, KVCache
 
 NAN, INF = float("nan"), float("inf")
 LINEAR = scaling.RopeScaling("linear", 2.0)
@@ -60,13 +60,13 @@ def filled_raw() -> KVCache:
     """A 1-layer float32 cache holding 3 tokens of (B, h, hs) = (1, 1, 2), midway through its next step."""
     cache = KVCache(1)
     cache.begin(3)
-    cache.update(0, kv(), kv())
+    cache.update(0, kvt(), kvt())
     cache.end()
     cache.begin(3)
     return cache
 
 
-def kv(B: int = 1, h: int = 1, T: int = 3, hs: int = 2, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def kvt(B: int = 1, h: int = 1, T: int = 3, hs: int = 2, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     return torch.zeros(B, h, T, hs, dtype=dtype)
 
 
@@ -79,93 +79,94 @@ def left_mask(*rows: list[int]) -> torch.Tensor:
 
 
 def register(case: Case) -> None:
-    C = "kv_cache.cache_bytes"
-    case(C, "n_layer-zero", ValueError, "n_layer", lambda: kv_cache.cache_bytes(0, 2, 8, 5))
-    case(C, "n_kv_head-bool", ValueError, "n_kv_head", lambda: kv_cache.cache_bytes(2, True, 8, 5))
-    case(C, "head_dim-float", ValueError, "head_dim", lambda: kv_cache.cache_bytes(2, 2, 8.0, 5))
-    case(C, "tokens-negative", ValueError, "tokens", lambda: kv_cache.cache_bytes(2, 2, 8, -1))
-    case(C, "tokens-float", ValueError, "tokens", lambda: kv_cache.cache_bytes(2, 2, 8, 5.5))
-    case(C, "bytes_per_value-zero", ValueError, "bytes_per_value", lambda: kv_cache.cache_bytes(2, 2, 8, 5, 0))
-    case(C, "bytes_per_value-nan", ValueError, "bytes_per_value", lambda: kv_cache.cache_bytes(2, 2, 8, 5, NAN))
-    case(C, "bytes_per_value-inf", ValueError, "bytes_per_value", lambda: kv_cache.cache_bytes(2, 2, 8, 5, INF))
-    case(C, "bytes_per_value-str", ValueError, "bytes_per_value", lambda: kv_cache.cache_bytes(2, 2, 8, 5, "2"))
-    case(C, "size-overflows", ValueError, "n_layer", lambda: kv_cache.cache_bytes(10**200, 10**200, 8, 5))
+    C = "kv.sizing.cache_bytes"
+    case(C, "n_layer-zero", ValueError, "n_layer", lambda: kv.cache_bytes(0, 2, 8, 5))
+    case(C, "n_kv_head-bool", TypeError, "n_kv_head", lambda: kv.cache_bytes(2, True, 8, 5))
+    case(C, "head_dim-float", TypeError, "head_dim", lambda: kv.cache_bytes(2, 2, 8.0, 5))
+    case(C, "tokens-negative", ValueError, "tokens", lambda: kv.cache_bytes(2, 2, 8, -1))
+    case(C, "tokens-float", TypeError, "tokens", lambda: kv.cache_bytes(2, 2, 8, 5.5))
+    case(C, "bytes_per_value-zero", ValueError, "bytes_per_value", lambda: kv.cache_bytes(2, 2, 8, 5, 0))
+    case(C, "bytes_per_value-nan", ValueError, "bytes_per_value", lambda: kv.cache_bytes(2, 2, 8, 5, NAN))
+    case(C, "bytes_per_value-inf", ValueError, "bytes_per_value", lambda: kv.cache_bytes(2, 2, 8, 5, INF))
+    case(C, "bytes_per_value-str", TypeError, "bytes_per_value", lambda: kv.cache_bytes(2, 2, 8, 5, "2"))
+    case(C, "size-overflows", ValueError, "n_layer", lambda: kv.cache_bytes(10**200, 10**200, 8, 5))
 
-    P = "kv_cache.published_cache_bytes"
-    case(P, "name-unknown", ValueError, "name", lambda: kv_cache.published_cache_bytes("GPT-5", 10))
-    case(P, "name-list", ValueError, "name", lambda: kv_cache.published_cache_bytes(["Llama-2-7B"], 10))
-    case(P, "tokens-negative", ValueError, "tokens", lambda: kv_cache.published_cache_bytes("Llama-2-7B", -1))
-    case(P, "tokens-negative-windowed", ValueError, "tokens", lambda: kv_cache.published_cache_bytes("Mistral-7B-v0.1", -1))
+    P = "kv.sizing.published_cache_bytes"
+    case(P, "name-unknown", ValueError, "name", lambda: kv.published_cache_bytes("GPT-5", 10))
+    case(P, "name-list", ValueError, "name", lambda: kv.published_cache_bytes(["Llama-2-7B"], 10))
+    case(P, "tokens-negative", ValueError, "tokens", lambda: kv.published_cache_bytes("Llama-2-7B", -1))
+    case(P, "tokens-negative-windowed", ValueError, "tokens", lambda: kv.published_cache_bytes("Mistral-7B-v0.1", -1))
     case(P, "bytes_per_value-negative", ValueError, "bytes_per_value",
-         lambda: kv_cache.published_cache_bytes("Llama-2-7B", 10, -2.0))
+         lambda: kv.published_cache_bytes("Llama-2-7B", 10, -2.0))
 
-    K = "kv_cache.KVCache"
+    K = "kv.cache.KVCache"
     case(K, "n_layer-zero", ValueError, "n_layer", lambda: KVCache(0))
-    case(K, "n_layer-bool", ValueError, "n_layer", lambda: KVCache(True))
-    case(K, "n_layer-float", ValueError, "n_layer", lambda: KVCache(2.0))
+    case(K, "n_layer-bool", TypeError, "n_layer", lambda: KVCache(True))
+    case(K, "n_layer-float", TypeError, "n_layer", lambda: KVCache(2.0))
     case(K, "n_layer-huge", ValueError, "n_layer", lambda: KVCache(10**12))
     case(K, "policy-int", TypeError, "policy", lambda: KVCache(2, policy=4))
     case(K, "policy-dict", TypeError, "policy", lambda: KVCache(2, policy={"recent": 4}))
-    case(K, "int8-str", TypeError, "int8", lambda: KVCache(2, int8="yes"))
-    case(K, "begin-T-zero", ValueError, r"\bT\b", lambda: KVCache(2).begin(0))
-    case(K, "begin-T-float", ValueError, r"\bT\b", lambda: KVCache(2).begin(2.0))
+    I = "kv.cache.Int8KVCache"
+    case(I, "n_layer-zero", ValueError, "n_layer", lambda: Int8KVCache(0))
+    case(I, "policy-int", TypeError, "policy", lambda: Int8KVCache(2, policy=4))
+    case(I, "update-k-int", TypeError, r"\bk\b",
+         lambda: (lambda c: (c.begin(3), c.update(0, kvt(dtype=torch.long), kvt())))(Int8KVCache(1)))
+    case(K, "begin-seq_len-zero", ValueError, "seq_len", lambda: KVCache(2).begin(0))
+    case(K, "begin-seq_len-float", TypeError, "seq_len", lambda: KVCache(2).begin(2.0))
     case(K, "begin-rope-list", TypeError, "rope", lambda: KVCache(2).begin(2, rope=[None, torch.ones(1), 1.0]))
     case(K, "begin-rope-other-frequencies", ValueError, "rope_scaling",
          lambda: rope_cache(1.0).begin(1, rope=(None, torch.tensor([0.5], dtype=torch.float64), 1.0)))
     case(K, "begin-rope-other-scaling", ValueError, "rope_scaling",
          lambda: rope_cache(1.0).begin(1, rope=(LINEAR, torch.tensor([1.0], dtype=torch.float64), 1.0)))
-    case(K, "update-layer-out-of-range", ValueError, "layer", lambda: stepped_cache().update(2, kv(), kv()))
-    case(K, "update-layer-bool", ValueError, "layer", lambda: stepped_cache().update(True, kv(), kv()))
+    case(K, "update-layer-out-of-range", ValueError, "layer", lambda: stepped_cache().update(2, kvt(), kvt()))
+    case(K, "update-layer-bool", TypeError, "layer", lambda: stepped_cache().update(True, kvt(), kvt()))
     case(K, "update-layer-twice", ValueError, "layer",
-         lambda: (lambda c: (c.update(0, kv(), kv()), c.update(0, kv(), kv())))(stepped_cache()))
-    case(K, "update-k-3d", ValueError, r"\bk\b", lambda: stepped_cache().update(0, torch.zeros(1, 3, 2), kv()))
-    case(K, "update-k-list", ValueError, r"\bk\b", lambda: stepped_cache().update(0, [[0.0]], kv()))
-    case(K, "update-k-int", TypeError, r"\bk\b", lambda: stepped_cache().update(0, kv(dtype=torch.long), kv()))
-    case(K, "update-k-other-T", ValueError, r"\bk\b", lambda: stepped_cache().update(0, kv(T=5), kv(T=5)))
-    case(K, "update-v-shape", ValueError, r"\bv\b", lambda: stepped_cache().update(0, kv(), kv(hs=4)))
-    case(K, "update-k-batch-changed", ValueError, r"\bk\b", lambda: filled_raw().update(0, kv(B=2), kv(B=2)))
+         lambda: (lambda c: (c.update(0, kvt(), kvt()), c.update(0, kvt(), kvt())))(stepped_cache()))
+    case(K, "update-k-3d", ValueError, r"\bk\b", lambda: stepped_cache().update(0, torch.zeros(1, 3, 2), kvt()))
+    case(K, "update-k-list", ValueError, r"\bk\b", lambda: stepped_cache().update(0, [[0.0]], kvt()))
+    case(K, "update-k-int", TypeError, r"\bk\b", lambda: stepped_cache().update(0, kvt(dtype=torch.long), kvt()))
+    case(K, "update-k-other-T", ValueError, r"\bk\b", lambda: stepped_cache().update(0, kvt(T=5), kvt(T=5)))
+    case(K, "update-v-shape", ValueError, r"\bv\b", lambda: stepped_cache().update(0, kvt(), kvt(hs=4)))
+    case(K, "update-k-batch-changed", ValueError, r"\bk\b", lambda: filled_raw().update(0, kvt(B=2), kvt(B=2)))
     case(K, "update-k-dtype-changed", TypeError, r"\bk\b",
-         lambda: filled_raw().update(0, kv(dtype=torch.float64), kv(dtype=torch.float64)))
-    case(K, "visible-q_pos-list", TypeError, "q_pos", lambda: KVCache(1).visible([0, 1], torch.arange(2)))
-    case(K, "visible-k_pos-float", TypeError, "k_pos", lambda: KVCache(1).visible(torch.arange(2), torch.zeros(2)))
-    case(K, "visible-q_pos-2d", TypeError, "q_pos", lambda: KVCache(1).visible(torch.arange(4).view(2, 2), torch.arange(2)))
+         lambda: filled_raw().update(0, kvt(dtype=torch.float64), kvt(dtype=torch.float64)))
 
-    B = "kv_cache.bytes_per_value"
-    case(B, "head_dim-zero", ValueError, "head_dim", lambda: kv_cache.bytes_per_value(0, int8=True))
-    case(B, "head_dim-zero-float", ValueError, "head_dim", lambda: kv_cache.bytes_per_value(0, int8=False))
-    case(B, "int8-str", TypeError, "int8", lambda: kv_cache.bytes_per_value(8, int8="no"))
-    case(B, "dtype-str", TypeError, "dtype", lambda: kv_cache.bytes_per_value(8, False, dtype="float16"))
-    case(B, "dtype-int", TypeError, "dtype", lambda: kv_cache.bytes_per_value(8, False, dtype=torch.int64))
+    B = "kv.sizing.bytes_per_value"
+    case(B, "head_dim-zero", ValueError, "head_dim", lambda: kv.bytes_per_value(0, int8=True))
+    case(B, "head_dim-zero-float", ValueError, "head_dim", lambda: kv.bytes_per_value(0, int8=False))
+    case(B, "int8-str", TypeError, "int8", lambda: kv.bytes_per_value(8, int8="no"))
+    case(B, "dtype-str", TypeError, "dtype", lambda: kv.bytes_per_value(8, False, dtype="float16"))
+    case(B, "dtype-int", TypeError, "dtype", lambda: kv.bytes_per_value(8, False, dtype=torch.int64))
 
-    S = "kv_cache.kv_heads_saving"
-    case(S, "n_head-zero", ValueError, "n_head", lambda: kv_cache.kv_heads_saving(0, 1))
-    case(S, "n_kv_head-not-dividing", ValueError, "n_kv_head", lambda: kv_cache.kv_heads_saving(32, 5))
-    case(S, "n_kv_head-above-n_head", ValueError, "n_kv_head", lambda: kv_cache.kv_heads_saving(8, 16))
-    case(S, "n_kv_head-bool", ValueError, "n_kv_head", lambda: kv_cache.kv_heads_saving(8, True))
+    S = "kv.sizing.kv_heads_saving"
+    case(S, "n_head-zero", ValueError, "n_head", lambda: kv.kv_heads_saving(0, 1))
+    case(S, "n_kv_head-not-dividing", ValueError, "n_kv_head", lambda: kv.kv_heads_saving(32, 5))
+    case(S, "n_kv_head-above-n_head", ValueError, "n_kv_head", lambda: kv.kv_heads_saving(8, 16))
+    case(S, "n_kv_head-bool", TypeError, "n_kv_head", lambda: kv.kv_heads_saving(8, True))
 
-    G = "kv_cache.gib"
-    case(G, "nbytes-str", ValueError, "nbytes", lambda: kv_cache.gib("1024"))
-    case(G, "nbytes-nan", ValueError, "nbytes", lambda: kv_cache.gib(NAN))
-    case(G, "nbytes-negative", ValueError, "nbytes", lambda: kv_cache.gib(-1))
-    case(G, "nbytes-none", ValueError, "nbytes", lambda: kv_cache.gib(None))
+    G = "kv.sizing.gib"
+    case(G, "nbytes-str", TypeError, "nbytes", lambda: kv.gib("1024"))
+    case(G, "nbytes-nan", ValueError, "nbytes", lambda: kv.gib(NAN))
+    case(G, "nbytes-negative", ValueError, "nbytes", lambda: kv.gib(-1))
+    case(G, "nbytes-none", TypeError, "nbytes", lambda: kv.gib(None))
 
-    D = "kv_cache.decode_tokens_per_s_bound"
-    case(D, "weight_bytes-inf", ValueError, "weight_bytes", lambda: kv_cache.decode_tokens_per_s_bound(INF, 1.0, 10, 1e9))
+    D = "kv.sizing.decode_tokens_per_s_bound"
+    case(D, "weight_bytes-inf", ValueError, "weight_bytes", lambda: kv.decode_tokens_per_s_bound(INF, 1.0, 10, 1e9))
     case(D, "cache_bytes_per_token-negative", ValueError, "cache_bytes_per_token",
-         lambda: kv_cache.decode_tokens_per_s_bound(1e6, -1.0, 10, 1e9))
-    case(D, "bandwidth-nan", ValueError, "bandwidth", lambda: kv_cache.decode_tokens_per_s_bound(1e6, 1.0, 10, NAN))
-    case(D, "bandwidth-zero", ValueError, "bandwidth", lambda: kv_cache.decode_tokens_per_s_bound(1e6, 1.0, 10, 0))
-    case(D, "context-float", ValueError, "context", lambda: kv_cache.decode_tokens_per_s_bound(1e6, 1.0, 10.0, 1e9))
-    case(D, "nothing-moved", ValueError, "bandwidth", lambda: kv_cache.decode_tokens_per_s_bound(0, 1.0, 0, 1e9))
+         lambda: kv.decode_tokens_per_s_bound(1e6, -1.0, 10, 1e9))
+    case(D, "bandwidth-nan", ValueError, "bandwidth", lambda: kv.decode_tokens_per_s_bound(1e6, 1.0, 10, NAN))
+    case(D, "bandwidth-zero", ValueError, "bandwidth", lambda: kv.decode_tokens_per_s_bound(1e6, 1.0, 10, 0))
+    case(D, "context-float", TypeError, "context", lambda: kv.decode_tokens_per_s_bound(1e6, 1.0, 10.0, 1e9))
+    case(D, "nothing-moved", ValueError, "bandwidth", lambda: kv.decode_tokens_per_s_bound(0, 1.0, 0, 1e9))
 
-    H = "kv_cache.hf_cache_tensors"
-    case(H, "output-none", ValueError, "output", lambda: kv_cache.hf_cache_tensors(None))
-    case(H, "output-without-cache", ValueError, "output", lambda: kv_cache.hf_cache_tensors(SimpleNamespace(logits=1)))
-    case(H, "cache-str", TypeError, "cache", lambda: kv_cache.hf_cache_tensors(SimpleNamespace(past_key_values="kv")))
+    H = "kv.sizing.hf_cache_tensors"
+    case(H, "output-none", ValueError, "output", lambda: kv.hf_cache_tensors(None))
+    case(H, "output-without-cache", ValueError, "output", lambda: kv.hf_cache_tensors(SimpleNamespace(logits=1)))
+    case(H, "cache-str", TypeError, "cache", lambda: kv.hf_cache_tensors(SimpleNamespace(past_key_values="kv")))
     case(H, "cache-pairs-not-tensors", TypeError, "cache",
-         lambda: kv_cache.hf_cache_tensors(SimpleNamespace(past_key_values=(("k", "v"),))))
+         lambda: kv.hf_cache_tensors(SimpleNamespace(past_key_values=(("k", "v"),))))
     case(H, "cache-layers-without-keys", TypeError, "cache",
-         lambda: kv_cache.hf_cache_tensors(SimpleNamespace(cache=SimpleNamespace(layers=[object()]))))
+         lambda: kv.hf_cache_tensors(SimpleNamespace(cache=SimpleNamespace(layers=[object()]))))
 
     M = "model.GPT"
     case(M, "generate-prompt-empty", ValueError, "prompt", generate(ids(2, 0), 3, use_cache=False))
@@ -176,8 +177,8 @@ def register(case: Case) -> None:
     case(M, "generate-prompt-float", TypeError, "prompt", generate(ids().float(), 3))
     case(M, "generate-prompt-above-vocab", ValueError, "prompt", generate(ids() + 16, 3))
     case(M, "generate-max_new_tokens-negative", ValueError, "max_new_tokens", generate(ids(), -1))
-    case(M, "generate-max_new_tokens-float", ValueError, "max_new_tokens", generate(ids(), 3.0))
-    case(M, "generate-max_new_tokens-bool", ValueError, "max_new_tokens", generate(ids(), True))
+    case(M, "generate-max_new_tokens-float", TypeError, "max_new_tokens", generate(ids(), 3.0))
+    case(M, "generate-max_new_tokens-bool", TypeError, "max_new_tokens", generate(ids(), True))
     case(M, "generate-max_new_tokens-huge", ValueError, "max_new_tokens", generate(ids(), 10**9))
     case(M, "generate-max_new_tokens-huge-no-cache", ValueError, "max_new_tokens", generate(ids(), 10**9, use_cache=False))
     case(M, "generate-use_cache-str", TypeError, "use_cache", generate(ids(), 3, use_cache="yes"))
@@ -226,3 +227,8 @@ def register(case: Case) -> None:
     case(M, "group_kv_heads-grow-not-a-multiple", ValueError, "n_kv_head",
          lambda: gpt(n_head=6, d_model=12).group_kv_heads(2).group_kv_heads(3))
 
+
+EXEMPT = {
+    "model.Step": "a NamedTuple GPT.forward builds for its layers from checked arguments",
+    "generation.GenerationMixin": "a mixin: its one method, GPT.generate, has its bad calls under model.GPT",
+}

@@ -1,4 +1,4 @@
-"""Bad-input cases for lclib.env (issue 30, item 4): the checks behind `python -m lclib.env`.
+"""Bad-input cases for lclib.env (issue 30, item 4): the checks behind `python -m lclib env`.
 
 A wrong type, a malformed specifier or requirement, an empty path: one ValueError or TypeError naming the
 argument. A requirement that is not met is not bad input: the check returns a FAIL line (tests/test_env.py).
@@ -15,7 +15,6 @@ EXEMPT = {
     "env.Check": "a plain record of one check's result, built by the checks",
     "env.declared": "no arguments",
     "env.check_kernel": "no arguments",
-    "env.main": "a command line: tests/test_env.py",
 }
 
 

@@ -1,4 +1,4 @@
-"""Bad calls of the numerical kernels (issue 29): lclib.kernels and lclib.kv_compression.
+"""Bad calls of the numerical kernels (issue 29): lclib.kernels and lclib.kv.compression.
 
 Wrong types and dtypes, integer tensors, shapes that would broadcast into a wrong answer, inf and NaN where
 int8 has no code, causal attention with queries that see no key, and score matrices beyond kernels.MAX_SCORES.
@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import torch
 
-from lclib import kernels, kv_compression, rope
-from lclib.kv_compression import Window
+from lclib import kernels, rope
+from lclib.kv import Window
+from lclib.kv import compression as kv_compression
 
 NAN, INF = float("nan"), float("inf")
 Case = Callable[[str, str, type, str, Callable[[], object]], None]
@@ -102,12 +103,12 @@ def register(case: Case) -> None:
     case(CL, "candidate_s-negative", ValueError, "candidate_s", lambda: cl([1, 2], [1.0, 1.0], [-1.0, 1.0]))
     case(CL, "candidate_s-str", ValueError, "candidate_s", lambda: cl([1, 2], [1.0, 1.0], ["1", "2"]))
 
-    W = "kv_compression.Window"
+    W = "kv.compression.Window"
     case(W, "recent-zero", ValueError, "recent", lambda: Window(recent=0))
-    case(W, "recent-float", ValueError, "recent", lambda: Window(recent=4.0))
-    case(W, "recent-bool", ValueError, "recent", lambda: Window(recent=True))
+    case(W, "recent-float", TypeError, "recent", lambda: Window(recent=4.0))
+    case(W, "recent-bool", TypeError, "recent", lambda: Window(recent=True))
     case(W, "sinks-negative", ValueError, "sinks", lambda: Window(recent=4, sinks=-1))
-    case(W, "sinks-str", ValueError, "sinks", lambda: Window(recent=4, sinks="2"))
+    case(W, "sinks-str", TypeError, "sinks", lambda: Window(recent=4, sinks="2"))
     case(W, "visible-q_positions-float", TypeError, "q_positions",
          lambda: Window(4).visible(torch.arange(4.0), torch.arange(4)))
     case(W, "visible-k_positions-2d", TypeError, "k_positions",
@@ -116,8 +117,8 @@ def register(case: Case) -> None:
     case(W, "visible-k_positions-bool", TypeError, "k_positions",
          lambda: Window(4).visible(torch.arange(4), torch.ones(4, dtype=torch.bool)))
 
-    for target in ("kv_compression.quantize_int8", "kv_compression.fake_int8"):
-        fn = getattr(kv_compression, target.split(".")[1])
+    for target in ("kv.compression.quantize_int8", "kv.compression.fake_int8"):
+        fn = getattr(kv_compression, target.split(".")[-1])
         case(target, "x-int", TypeError, "x must be", lambda fn=fn: fn(torch.zeros(3, dtype=torch.long)))
         case(target, "x-bool", TypeError, "x must be", lambda fn=fn: fn(torch.zeros(3, dtype=torch.bool)))
         case(target, "x-list", TypeError, "x must be", lambda fn=fn: fn([1.0, 2.0]))
@@ -130,7 +131,7 @@ def register(case: Case) -> None:
         case(target, "x-bfloat16-nan", ValueError, "x must be finite",
              lambda fn=fn: fn(with_value(torch.ones(2, 4, dtype=torch.bfloat16), NAN)))
 
-    DQ = "kv_compression.dequantize_int8"
+    DQ = "kv.compression.dequantize_int8"
     dq = kv_compression.dequantize_int8
     q8, s8 = kv_compression.quantize_int8(torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0)))
     case(DQ, "q-float", TypeError, "q must be an int8", lambda: dq(q8.float(), s8))
@@ -146,7 +147,7 @@ def register(case: Case) -> None:
     case(DQ, "scale-nan", ValueError, "scale must be positive", lambda: dq(q8, with_value(s8, NAN)))
     case(DQ, "scale-inf", ValueError, "scale must be positive", lambda: dq(q8, with_value(s8, INF)))
 
-    WA = "kv_compression.window_attention"
+    WA = "kv.compression.window_attention"
     wa = kv_compression.window_attention
     case(WA, "policy-int", TypeError, "policy", lambda: wa(4))
     case(WA, "policy-none", TypeError, "policy", lambda: wa(None))
@@ -156,7 +157,7 @@ def register(case: Case) -> None:
     case(WA, "attend-q-int", TypeError, "q must be", lambda: wa(Window(3))(qkv()[0].long(), *qkv()[1:], True))
     case(WA, "attend-v-float64", TypeError, "k and v", lambda: wa(Window(3))(*qkv()[:2], qkv()[2].double(), True))
 
-    IA = "kv_compression.int8_attention"
+    IA = "kv.compression.int8_attention"
     ia = kv_compression.int8_attention
     case(IA, "k-inf", ValueError, "k must be finite", lambda: ia(qkv()[0], with_value(qkv()[1], INF), qkv()[2], True))
     case(IA, "v-nan", ValueError, "v must be finite", lambda: ia(*qkv()[:2], with_value(qkv()[2], NAN), True))

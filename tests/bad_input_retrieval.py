@@ -9,8 +9,8 @@ import functools
 
 import torch
 
-from lclib import model, probes, retrieval, tasks
-from lclib.ruler import drill, evaluate, mixture
+from lclib import kv_task, model, probes, retrieval
+from lclib.ruler import adapters, aggregation, drill, evaluate, haystack, mixture, needles, variable_tracking
 from lclib.ruler import tasks as rtasks
 from lclib.ruler.words import default_tokenizer
 
@@ -37,9 +37,9 @@ def indexed() -> retrieval.BM25:
 
 
 @functools.cache
-def lab() -> evaluate.LabModel:
+def lab() -> adapters.LabModel:
     torch.manual_seed(0)
-    return evaluate.LabModel(model.GPT(model.GPTConfig(vocab_size=len(default_tokenizer()), n_layer=1, n_head=2,
+    return adapters.LabModel(model.GPT(model.GPTConfig(vocab_size=len(default_tokenizer()), n_layer=1, n_head=2,
                                                        d_model=8)))
 
 
@@ -160,16 +160,16 @@ def register(case) -> None:
          lambda: evaluate.evaluate(lab(), ["niah_single_1"], [256], samples=1, depths="0.5"))
     case("ruler.evaluate.evaluate", "lengths-str", ValueError, "lengths",
          lambda: evaluate.evaluate(lab(), ["niah_single_1"], "256", samples=1))
-    case("ruler.evaluate.LabModel", "teacher_forced-prompts-str", TypeError, "prompts",
+    case("ruler.adapters.LabModel", "teacher_forced-prompts-str", TypeError, "prompts",
          lambda: lab().teacher_forced("ab", "cd"))
-    case("ruler.evaluate.LabModel", "teacher_forced-completions-str", TypeError, "completions",
+    case("ruler.adapters.LabModel", "teacher_forced-completions-str", TypeError, "completions",
          lambda: lab().teacher_forced(["a", "b"], "cd"))
-    case("ruler.evaluate.LabModel", "token_nll-texts-str", TypeError, "texts", lambda: lab().token_nll("abc"))
-    case("ruler.evaluate.LabModel", "generate-prompt-int", TypeError, "prompts", lambda: lab().generate(["a", 3], 2))
-    case("ruler.evaluate.LabModel", "logits-wrong-shape", ValueError, "logits",
-         lambda: evaluate.LabModel(lambda ids: torch.zeros(ids.shape[0], 8)).token_nll(["a b"]))
-    case("ruler.evaluate.HFModel", "generate-prompts-str", TypeError, "prompts",
-         lambda: evaluate.HFModel(FakeHF(), lambda text, **kw: None).generate("a prompt", 4))
+    case("ruler.adapters.LabModel", "token_nll-texts-str", TypeError, "texts", lambda: lab().token_nll("abc"))
+    case("ruler.adapters.LabModel", "generate-prompt-int", TypeError, "prompts", lambda: lab().generate(["a", 3], 2))
+    case("ruler.adapters.LabModel", "logits-wrong-shape", ValueError, "logits",
+         lambda: adapters.LabModel(lambda ids: torch.zeros(ids.shape[0], 8)).token_nll(["a b"]))
+    case("ruler.adapters.HFModel", "generate-prompts-str", TypeError, "prompts",
+         lambda: adapters.HFModel(FakeHF(), lambda text, **kw: None).generate("a prompt", 4))
     case("ruler.evaluate.make_samples", "depths-str", ValueError, "depths",
          lambda: evaluate.make_samples(None, "niah_single_1", 256, 2, 0, depths="05"))
 
@@ -180,46 +180,46 @@ def register(case) -> None:
          lambda: mixture.RulerMixture(144, 160).sample(10**9, torch.Generator()))
     case("ruler.mixture.RulerMixture", "tasks-list", TypeError, "tasks", lambda: mixture.RulerMixture(144, 160, ["vt"]))
     case("ruler.evaluate.evaluate", "lengths-past-lab-cap", ValueError, "lengths",
-         lambda: evaluate.evaluate(lab(), ["niah_single_1"], [evaluate.LAB_MAX_LENGTH + 1], samples=1))
+         lambda: evaluate.evaluate(lab(), ["niah_single_1"], [adapters.LAB_MAX_LENGTH + 1], samples=1))
     case("ruler.evaluate.evaluate", "lengths-past-generator-cap", ValueError, "lengths",
          lambda: evaluate.evaluate(OneOutput(), ["niah_single_1"], [10**9], samples=1))
     case("ruler.evaluate.evaluate", "samples-huge", ValueError, "samples",
          lambda: evaluate.evaluate(lab(), ["niah_single_1"], [256], samples=10**9))
-    case("ruler.evaluate.LabModel", "max_new_tokens-huge", ValueError, "max_new_tokens",
+    case("ruler.adapters.LabModel", "max_new_tokens-huge", ValueError, "max_new_tokens",
          lambda: lab().generate(["a"], 10**9))
-    case("ruler.evaluate.LabModel", "prompt-past-cap", ValueError, "LAB_MAX_LENGTH",
-         lambda: lab().token_nll(["word " * (evaluate.LAB_MAX_LENGTH + 1)]))
-    case("ruler.evaluate.make_samples", "length-huge", ValueError, "length",
+    case("ruler.adapters.LabModel", "prompt-past-cap", ValueError, "LAB_MAX_LENGTH",
+         lambda: lab().token_nll(["word " * (adapters.LAB_MAX_LENGTH + 1)]))
+    case("ruler.evaluate.make_samples", "seq_len-huge", ValueError, "seq_len",
          lambda: evaluate.make_samples(None, "niah_single_1", 10**9, 1, 0))
     case("ruler.evaluate.make_samples", "samples-huge", ValueError, "samples",
          lambda: evaluate.make_samples(None, "niah_single_1", 256, 10**9, 0))
-    case("ruler.tasks.check_length", "length-huge", ValueError, "max_len", lambda: rtasks.check_length("max_len", 10**9))
-    case("ruler.tasks.check_length", "length-float", ValueError, "length", lambda: rtasks.check_length("length", 256.0))
+    case("ruler.haystack.check_length", "seq_len-huge", ValueError, "max_len", lambda: haystack.check_length("max_len", 10**9))
+    case("ruler.haystack.check_length", "seq_len-float", TypeError, "seq_len", lambda: haystack.check_length("seq_len", 256.0))
     case("ruler.mixture.check_batch", "batch-huge", ValueError, "batch", lambda: mixture.check_batch(10**9))
-    case("ruler.mixture.check_batch", "batch-bool", ValueError, "batch", lambda: mixture.check_batch(True))
-    case("ruler.tasks.make_sample", "length-huge", ValueError, "length", lambda: rtasks.make_sample("qa", 10**9, 0))
-    case("ruler.tasks.niah", "num_keys-huge", ValueError, "num_keys",
-         lambda: rtasks.niah(default_tokenizer(), 4096, 0, num_keys=10**6))
-    case("ruler.tasks.niah", "value_len-huge", ValueError, "value_len",
-         lambda: rtasks.niah(default_tokenizer(), 4096, 0, value_len=10**7))
-    case("ruler.tasks.variable_tracking", "num_chains-huge", ValueError, "num_chains",
-         lambda: rtasks.variable_tracking(default_tokenizer(), 4096, 0, num_chains=10**6))
-    case("ruler.tasks.variable_tracking", "name_len-huge", ValueError, "name_len",
-         lambda: rtasks.variable_tracking(default_tokenizer(), 4096, 0, name_len=10**7))
-    case("ruler.tasks.frequent_words", "word_len-huge", ValueError, "word_len",
-         lambda: rtasks.frequent_words(default_tokenizer(), 131072, 0, word_len=10**5))
-    case("ruler.tasks.common_words", "length-huge", ValueError, "length",
-         lambda: rtasks.common_words(default_tokenizer(), 10**9, 0))
+    case("ruler.mixture.check_batch", "batch-bool", TypeError, "batch", lambda: mixture.check_batch(True))
+    case("ruler.tasks.make_sample", "seq_len-huge", ValueError, "seq_len", lambda: rtasks.make_sample("qa", 10**9, 0))
+    case("ruler.needles.niah", "num_keys-huge", ValueError, "num_keys",
+         lambda: needles.niah(default_tokenizer(), 4096, 0, num_keys=10**6))
+    case("ruler.needles.niah", "value_len-huge", ValueError, "value_len",
+         lambda: needles.niah(default_tokenizer(), 4096, 0, value_len=10**7))
+    case("ruler.variable_tracking.variable_tracking", "num_chains-huge", ValueError, "num_chains",
+         lambda: variable_tracking.variable_tracking(default_tokenizer(), 4096, 0, num_chains=10**6))
+    case("ruler.variable_tracking.variable_tracking", "name_len-huge", ValueError, "name_len",
+         lambda: variable_tracking.variable_tracking(default_tokenizer(), 4096, 0, name_len=10**7))
+    case("ruler.aggregation.frequent_words", "word_len-huge", ValueError, "word_len",
+         lambda: aggregation.frequent_words(default_tokenizer(), 131072, 0, word_len=10**5))
+    case("ruler.aggregation.common_words", "seq_len-huge", ValueError, "seq_len",
+         lambda: aggregation.common_words(default_tokenizer(), 10**9, 0))
     case("ruler.drill.RecallDrill", "max_len-huge", ValueError, "max_len", lambda: drill.RecallDrill(32, 10**9, "compact"))
-    case("ruler.drill.RecallDrill", "row-length-huge", ValueError, "length",
+    case("ruler.drill.RecallDrill", "row-seq_len-huge", ValueError, "seq_len",
          lambda: drill.RecallDrill(32, 64, "compact_noise").row(0, 10**9))
     case("ruler.drill.RecallDrill", "batch-huge", ValueError, "batch",
          lambda: drill.RecallDrill(32, 64, "compact").sample(10**9, torch.Generator()))
     case("probes.position_sweep", "probe-tokens-past-cap", ValueError, "MAX_SWEEP_TOKENS",
-         lambda: probes.position_sweep(model.GPT(model.GPTConfig(vocab_size=tasks.KVTask().vocab_size, n_layer=1,
-                                                                   n_head=2, d_model=8)), tasks.KVTask(n_pairs=4),
+         lambda: probes.position_sweep(model.GPT(model.GPTConfig(vocab_size=kv_task.KVTask().vocab_size, n_layer=1,
+                                                                   n_head=2, d_model=8)), kv_task.KVTask(n_pairs=4),
                                        10**6, samples=256))
     case("probes.position_sweep", "seed-str", TypeError, "seed",
-         lambda: probes.position_sweep(model.GPT(model.GPTConfig(vocab_size=tasks.KVTask().vocab_size, n_layer=1,
-                                                                   n_head=2, d_model=8)), tasks.KVTask(n_pairs=4),
+         lambda: probes.position_sweep(model.GPT(model.GPTConfig(vocab_size=kv_task.KVTask().vocab_size, n_layer=1,
+                                                                   n_head=2, d_model=8)), kv_task.KVTask(n_pairs=4),
                                        4, samples=1, seed="0"))

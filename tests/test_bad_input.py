@@ -37,20 +37,28 @@ import torch
 from matplotlib.figure import Figure
 
 import lclib
-from lclib import dilated, model, plotting, probes, profile, repro, rope, scaling, spectrum, tasks, train
-from lclib.ruler import drill, evaluate, metrics, mixture, tokenizer, words
+from lclib import (checkpoint, digest, dilated, generation, kv_task, model, plotting, positions, probes, repro, rope,
+                   run_profile, scaling, spectrum, train, validate)
+from lclib.ruler import (adapters, aggregation, drill, evaluate, haystack, metrics, mixture, needles, qa, tokenizer,
+                         variable_tracking, words)
 from lclib.ruler import tasks as rtasks
+from lclib.dilated import patterns as dpatterns
+from lclib.dilated import reference as dreference
 
-MODULES = ("lclib.rope", "lclib.scaling", "lclib.spectrum", "lclib.dilated", "lclib.model", "lclib.tasks", "lclib.train", "lclib.probes",
-           "lclib.plotting", "lclib.profile", "lclib.repro", "lclib.ruler.tasks", "lclib.ruler.words",
-           "lclib.ruler.tokenizer", "lclib.ruler.metrics", "lclib.ruler.evaluate", "lclib.ruler.mixture",
-           "lclib.ruler.drill", "lclib.kv_cache", "lclib.kv_compression", "lclib.kernels", "lclib.retrieval",
-           "lclib.dilated_distributed", "lclib.env")
+MODULES = ("lclib.rope", "lclib.scaling", "lclib.spectrum", "lclib.dilated", "lclib.model", "lclib.kv_task", "lclib.train", "lclib.checkpoint", "lclib.digest",
+           "lclib.probes",
+           "lclib.plotting", "lclib.repro", "lclib.run_profile", "lclib.ruler.tasks", "lclib.ruler.haystack",
+           "lclib.ruler.needles", "lclib.ruler.variable_tracking", "lclib.ruler.aggregation", "lclib.ruler.qa",
+           "lclib.ruler.lab_layouts", "lclib.ruler.words", "lclib.ruler.tokenizer", "lclib.ruler.metrics",
+           "lclib.ruler.adapters", "lclib.ruler.evaluate", "lclib.ruler.mixture", "lclib.ruler.drill", "lclib.kv.cache", "lclib.kv.sizing", "lclib.kv.compression", "lclib.positions", "lclib.generation", "lclib.kernels", "lclib.retrieval",
+           "lclib.dilated.patterns", "lclib.dilated.reference", "lclib.dilated.distributed", "lclib.dilated.processes",
+           "lclib.env", "lclib.validate")
 
 # modules of lclib left out of MODULES, and why (a new module must be added to one or the other)
 EXEMPT_MODULES = {
     "lclib.checks": "notebook checkers: they turn a student's mistake into a hint, tested by test_checkers_adversarial.py",
-    "lclib.cli": "argparse types and the one-line error wrapper of the command lines, tested by tests/test_cli.py",
+    "lclib.cli": "the command lines (python -m lclib <command>): argparse types, the one-line error wrapper and one "
+                 "file per command, tested by tests/test_cli.py and each command's tests",
 }
 
 # public names with no bad call to make, and why
@@ -58,15 +66,21 @@ EXEMPT = {
     "dilated.EdgeCounts": "a NamedTuple of results, built by edge_counts",
     "plotting.set_style": "no arguments",
     "plotting.figures_root": "no arguments ($LCLIB_FIGURES is taken as a path as given)",
-    "profile.pick": "any two values are valid: it returns one of them",
+    "run_profile.pick": "any two values are valid: it returns one of them",
     "repro.banner": "no arguments",
+    "validate.is_int": "a predicate: any value gives True or False",
+    "validate.is_number": "a predicate: any value gives True or False",
     "repro.build": "no arguments",
-    "train.main": "a command line: tests/test_cli.py",
-    "probes.main": "a command line: tests/test_cli.py",
-    "ruler.evaluate.main": "a command line: tests/test_cli.py",
-    "ruler.evaluate.TextModel": "a Protocol: nothing to call",
-    "ruler.evaluate.TeacherForced": "a NamedTuple of results, built by LabModel.teacher_forced",
-    "ruler.tasks.Sample": "a plain record the generators fill, after checking their own arguments",
+    "ruler.adapters.TextModel": "a Protocol: nothing to call",
+    "ruler.adapters.TeacherForced": "a NamedTuple of results, built by LabModel.teacher_forced",
+    "ruler.haystack.Sample": "a plain record the generators fill, after checking their own arguments",
+    **{f"ruler.haystack.{name}": "the generators' shared builder, called with the arguments they have checked "
+       "(cases: ruler.needles.niah and the other generators)"
+       for name in ("essay_sentences", "noise_lines", "fill", "prefix_fitting", "fill_lines", "insert", "random_slots",
+                    "frame", "assemble")},
+    **{f"ruler.lab_layouts.{name}": "the lab's layouts, called by niah and variable_tracking after their own checks "
+       "(cases: ruler.needles.niah, ruler.variable_tracking.variable_tracking)"
+       for name in ("in_noise_sentences", "niah_in_sentences", "vt_in_sentences")},
     "ruler.words.singular_niah_template": "no arguments",
     "ruler.words.all_words": "no arguments",
     "ruler.words.extra_words": "no arguments",
@@ -108,7 +122,7 @@ NAN, INF = float("nan"), float("inf")
 def kv_gpt() -> model.GPT:
     """A tiny GPT over the key-value task's vocabulary."""
     torch.manual_seed(0)
-    return model.GPT(model.GPTConfig(vocab_size=tasks.KVTask().vocab_size, n_layer=1, n_head=2, d_model=8))
+    return model.GPT(model.GPTConfig(vocab_size=kv_task.KVTask().vocab_size, n_layer=1, n_head=2, d_model=8))
 
 
 @functools.cache
@@ -118,8 +132,8 @@ def ruler_gpt() -> model.GPT:
     return model.GPT(model.GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8))
 
 
-def lab_model() -> evaluate.LabModel:
-    return evaluate.LabModel(ruler_gpt())
+def lab_model() -> adapters.LabModel:
+    return adapters.LabModel(ruler_gpt())
 
 
 def gen() -> torch.Generator:
@@ -154,7 +168,7 @@ def in_tmp(fn: Callable[[Path], object]) -> Callable[[], object]:
 
 def checkpoint_with(tmp: Path, **model_fields: object) -> Path:
     """A checkpoint of kv_gpt() whose config.json model entry has model_fields changed."""
-    train.save(kv_gpt(), tmp / "m")
+    checkpoint.save(kv_gpt(), tmp / "m")
     data = json.loads((tmp / "m" / "config.json").read_text())
     data["model"].update(model_fields)
     data.pop("weights_sha256")
@@ -186,15 +200,15 @@ def run_steps_with(**overrides: object) -> Callable[[], object]:
     def run() -> object:
         net = kv_gpt()
         opt = SimpleNamespace(param_groups=[], zero_grad=lambda set_to_none=True: None, step=lambda: None)  # no update
-        kwargs = dict(model=net, opt=opt, sample=tasks.KVTask(n_pairs=2).sample,
-                      cfg=train.TrainConfig(steps=1, batch_size=1, warmup=0), losses=[])
+        kwargs = dict(model=net, opt=opt, sample=kv_task.KVTask(n_pairs=2).sample,
+                      config=train.TrainConfig(steps=1, batch_size=1, warmup=0), losses=[])
         kwargs.update(overrides)
         return train.run_steps(**kwargs)
     return run
 
 
 def loss_batch(**overrides: object) -> dict:
-    batch = tasks.KVTask(n_pairs=2).sample(2, gen())
+    batch = kv_task.KVTask(n_pairs=2).sample(2, gen())
     return {"tokens": batch["tokens"], "targets": batch["targets"], **overrides}
 
 
@@ -202,6 +216,30 @@ F64 = torch.float64
 FAKE_HF = SimpleNamespace(generate=lambda **kwargs: None)  # has what HFModel calls on a model
 FAKE_HF_TOKENIZER = lambda text, **kwargs: {"input_ids": text.split()}  # noqa: E731
 INV8 = rope.inv_freq(8)  # (4,) float64
+
+
+# --- lclib.validate: the shared checks refuse what they exist to refuse, naming the argument -------------
+case("validate.integer", "bool", TypeError, "n_pairs", lambda: validate.integer("n_pairs", True))
+case("validate.integer", "float", TypeError, "n_pairs", lambda: validate.integer("n_pairs", 2.0))
+case("validate.integer", "below-low", ValueError, "n_pairs", lambda: validate.integer("n_pairs", 0, low=1))
+case("validate.integer", "above-high", ValueError, "depth", lambda: validate.integer("depth", 17, low=1, high=16))
+case("validate.number", "str", TypeError, "scale", lambda: validate.number("scale", "4"))
+case("validate.number", "bool", TypeError, "scale", lambda: validate.number("scale", False))
+case("validate.number", "nan", ValueError, "scale", lambda: validate.number("scale", NAN))
+case("validate.number", "inf", ValueError, "scale", lambda: validate.number("scale", INF, low=1))
+case("validate.number", "open-low", ValueError, "tau", lambda: validate.number("tau", 0.0, low=0, low_open=True))
+case("validate.one_of", "unknown", ValueError, "layout", lambda: validate.one_of("layout", "diagonal", ("half", "interleaved")))
+case("validate.one_of", "bool", ValueError, "causal_mode", lambda: validate.one_of("causal_mode", True, (0, 1)))
+case("validate.tensor", "list", TypeError, r"\bq\b", lambda: validate.tensor("q", [1.0, 2.0]))
+case("validate.tensor", "wrong-dim", ValueError, r"\bq\b", lambda: validate.tensor("q", torch.zeros(2, 3), dim=4))
+case("validate.tensor", "int-not-floating", TypeError, r"\bq\b", lambda: validate.tensor("q", torch.zeros(2, dtype=torch.long), floating=True))
+case("validate.tensor", "float-not-integer", TypeError, "tokens", lambda: validate.tensor("tokens", torch.zeros(2), floating=False))
+case("validate.finite_vector", "2d", ValueError, r"\bp\b", lambda: validate.finite_vector("p", torch.ones(2, 2)))
+case("validate.finite_vector", "nan", ValueError, r"\bp\b", lambda: validate.finite_vector("p", [0.5, NAN]))
+case("validate.finite_vector", "str", TypeError, r"\bp\b", lambda: validate.finite_vector("p", "uniform"))
+case("validate.token_ids", "1d", ValueError, "tokens", lambda: validate.token_ids("tokens", torch.zeros(3, dtype=torch.long), 10))
+case("validate.token_ids", "float", TypeError, "tokens", lambda: validate.token_ids("tokens", torch.zeros(1, 3), 10))
+case("validate.token_ids", "above-vocab", ValueError, "tokens", lambda: validate.token_ids("tokens", torch.tensor([[1, 10]]), 10))
 
 
 # --- lclib.rope --------------------------------------------------------------------------------------
@@ -344,7 +382,7 @@ case("spectrum.pair_table", "scalings-list", TypeError, "scalings",
      lambda: spectrum.pair_table(model.GPTConfig(), 256, [scaling.RopeScaling("linear", 2.0)]))
 case("spectrum.pair_table", "context-negative", ValueError, "context", lambda: spectrum.pair_table(model.GPTConfig(), -1))
 case("spectrum.PairScaling", "pairs-list", TypeError, "pairs", lambda: spectrum.PairScaling([4], 8.0))
-case("spectrum.PairScaling", "pairs-negative", TypeError, "pairs", lambda: spectrum.PairScaling((-1,), 8.0))
+case("spectrum.PairScaling", "pairs-negative", ValueError, "pairs", lambda: spectrum.PairScaling((-1,), 8.0))
 case("spectrum.PairScaling", "factor-zero", ValueError, "factor", lambda: spectrum.PairScaling((4,), 0.0))
 case("spectrum.PairScaling", "attention_factor-nan", ValueError, "attention_factor",
      lambda: spectrum.PairScaling(attention_factor=NAN))
@@ -354,30 +392,30 @@ case("spectrum.PairScaling", "frequencies-pair-beyond-head_dim", ValueError, "pa
 
 # --- lclib.dilated -----------------------------------------------------------------------------------
 
-case("dilated.pattern_mask", "n-zero", ValueError, r"\bn must", lambda: dilated.pattern_mask(0, 4, 1))
-case("dilated.pattern_mask", "n-str", ValueError, r"\bn must", lambda: dilated.pattern_mask("8", 4, 1))
-case("dilated.pattern_mask", "num_heads-zero", ValueError, "num_heads", lambda: dilated.pattern_mask(8, 4, 1, num_heads=0))
+case("dilated.pattern_mask", "seq_len-zero", ValueError, r"\bseq_len must", lambda: dilated.pattern_mask(0, 4, 1))
+case("dilated.pattern_mask", "seq_len-str", TypeError, r"\bseq_len must", lambda: dilated.pattern_mask("8", 4, 1))
+case("dilated.pattern_mask", "n_head-zero", ValueError, "n_head", lambda: dilated.pattern_mask(8, 4, 1, n_head=0))
 case("dilated.pattern_mask", "segment_len-zero", ValueError, "segment_len", lambda: dilated.pattern_mask(8, 0, 1))
 case("dilated.pattern_mask", "segment_len-list", TypeError, "segment_len", lambda: dilated.pattern_mask(8, [4, 8], [1, 2]))
 case("dilated.pattern_mask", "dilation-above-segment_len", ValueError, "dilation", lambda: dilated.pattern_mask(8, 4, 8))
-case("dilated.pattern_mask", "n-absurd", ValueError, r"\bn\b", lambda: dilated.pattern_mask(10**7, 4, 1))
+case("dilated.pattern_mask", "seq_len-absurd", ValueError, "seq_len", lambda: dilated.pattern_mask(10**7, 4, 1))
 case("dilated.attention_mask", "lengths-mismatched", ValueError, "segment_lengths",
      lambda: dilated.attention_mask(8, [4, 8], [1]))
 case("dilated.attention_mask", "segment_lengths-empty", ValueError, "segment_lengths", lambda: dilated.attention_mask(8, [], []))
-case("dilated.attention_mask", "num_heads-float", ValueError, "num_heads",
-     lambda: dilated.attention_mask(8, [4], [1], num_heads=2.0))
-case("dilated.attention_mask", "n-absurd", ValueError, r"\bn\b", lambda: dilated.attention_mask(10**7, [4], [1]))
+case("dilated.attention_mask", "n_head-float", TypeError, "n_head",
+     lambda: dilated.attention_mask(8, [4], [1], n_head=2.0))
+case("dilated.attention_mask", "seq_len-absurd", ValueError, "seq_len", lambda: dilated.attention_mask(10**7, [4], [1]))
 case("dilated.multiplicity", "dilation_rates-zero", ValueError, "dilation_rates", lambda: dilated.multiplicity(8, [4], [0]))
-case("dilated.multiplicity", "n-absurd", ValueError, r"\bn\b", lambda: dilated.multiplicity(10**7, [4], [1]))
-case("dilated.edge_counts", "n-zero", ValueError, r"\bn must", lambda: dilated.edge_counts(0, [4], [1]))
-case("dilated.edge_counts", "segment_lengths-str", ValueError, "segment_lengths", lambda: dilated.edge_counts(8, "4", 1))
-case("dilated.edge_counts", "n-absurd", ValueError, r"\bn\b", lambda: dilated.edge_counts(10**12, [4], [1]))
-case("dilated.edge_counts", "num_heads-absurd", ValueError, "num_heads",
-     lambda: dilated.edge_counts(64, [4, 8], [1, 2], num_heads=10**9))
+case("dilated.multiplicity", "seq_len-absurd", ValueError, "seq_len", lambda: dilated.multiplicity(10**7, [4], [1]))
+case("dilated.edge_counts", "seq_len-zero", ValueError, r"\bseq_len must", lambda: dilated.edge_counts(0, [4], [1]))
+case("dilated.edge_counts", "segment_lengths-str", TypeError, "segment_lengths", lambda: dilated.edge_counts(8, "4", 1))
+case("dilated.edge_counts", "seq_len-absurd", ValueError, "seq_len", lambda: dilated.edge_counts(10**12, [4], [1]))
+case("dilated.edge_counts", "n_head-absurd", ValueError, "n_head",
+     lambda: dilated.edge_counts(64, [4, 8], [1, 2], n_head=10**9))
 case("dilated.edge_counts", "patterns-too-many-unnested", ValueError, "segment_lengths",
      lambda: dilated.edge_counts(64, list(range(3, 63)), [1] * 60))
-case("dilated.distinct_edges", "n-absurd", ValueError, r"\bn\b", lambda: dilated.distinct_edges(10**12, [4], [1]))
-case("dilated.distinct_edges", "num_heads-zero", ValueError, "num_heads", lambda: dilated.distinct_edges(8, [4], [1], 0))
+case("dilated.distinct_edges", "seq_len-absurd", ValueError, "seq_len", lambda: dilated.distinct_edges(10**12, [4], [1]))
+case("dilated.distinct_edges", "n_head-zero", ValueError, "n_head", lambda: dilated.distinct_edges(8, [4], [1], 0))
 case("dilated.distinct_edges", "patterns-too-many-unnested", ValueError, "segment_lengths",
      lambda: dilated.distinct_edges(64, list(range(3, 63)), [1] * 60))
 PATH4 = torch.eye(4, dtype=torch.bool)
@@ -385,11 +423,11 @@ case("dilated.reach", "mask-int-dtype", ValueError, "mask", lambda: dilated.reac
 case("dilated.reach", "mask-list", TypeError, "mask", lambda: dilated.reach(PATH4.tolist(), 2))
 case("dilated.reach", "mask-not-square", ValueError, "mask", lambda: dilated.reach(PATH4[:3], 2))
 case("dilated.reach", "layers-zero", ValueError, "layers", lambda: dilated.reach(PATH4, 0))
-case("dilated.reach", "layers-str", ValueError, "layers", lambda: dilated.reach(PATH4, "2"))
+case("dilated.reach", "layers-str", TypeError, "layers", lambda: dilated.reach(PATH4, "2"))
 for fn in (dilated.dilated_attention_reference, dilated.dilated_attention):
     name = f"dilated.{fn.__name__}"
     case(name, "q-3d", ValueError, r"\bq must", lambda fn=fn: fn(torch.zeros(2, 8, 4), *qkv()[1:], [4], [1]))
-    case(name, "q-list", ValueError, r"\bq must", lambda fn=fn: fn([[0.0]], *qkv()[1:], [4], [1]))
+    case(name, "q-list", TypeError, r"\bq must", lambda fn=fn: fn([[0.0]], *qkv()[1:], [4], [1]))
     case(name, "k-shape", ValueError, r"\bk must", lambda fn=fn: fn(qkv()[0], x4(1, 2, 7, 4), qkv()[2], [4], [1]))
     case(name, "v-shape", ValueError, r"\bv must", lambda fn=fn: fn(*qkv()[:2], x4(1, 1, 8, 4), [4], [1]))
     case(name, "q-int-dtype", TypeError, r"\bq\b", lambda fn=fn: fn(*qkv(dtype=torch.int64), [4], [1]))
@@ -405,30 +443,59 @@ case("dilated.make_attention", "kernel-unknown", ValueError, "kernel", lambda: d
 case("dilated.make_attention", "dilation_rates-zero", ValueError, "dilation_rates", lambda: dilated.make_attention([4], [0]))
 case("dilated.make_attention", "lengths-mismatched", ValueError, "segment_lengths",
      lambda: dilated.make_attention([4, 8], [1]))
+case("dilated.patterns.check_patterns", "segment_lengths-none", TypeError, "segment_lengths",
+     lambda: dpatterns.check_patterns(None, 1))
+case("dilated.patterns.check_patterns", "dilation_rates-float", TypeError, r"dilation_rates\[1\]",
+     lambda: dpatterns.check_patterns([4, 8], [1, 2.0]))
+case("dilated.patterns.check_patterns", "dilation_rates-above-segment", ValueError, r"dilation_rates\[0\]",
+     lambda: dpatterns.check_patterns([4], [8]))
+case("dilated.reference.check_qkv", "v-list", TypeError, r"\bv must", lambda: dreference.check_qkv(*qkv()[:2], [0.0]))
+case("dilated.reference.check_qkv", "seq_len-empty", ValueError, r"seq_len / P \(dim 2",
+     lambda: dreference.check_qkv(*qkv(0), length_name="seq_len / P"))
+case("dilated.reference.masked_softmax", "scores-int", TypeError, "scores",
+     lambda: dreference.masked_softmax(torch.zeros(2, 3, dtype=torch.long)))
+case("dilated.reference.masked_softmax", "keep-float", ValueError, "keep",
+     lambda: dreference.masked_softmax(torch.zeros(2, 3), torch.ones(2, 3)))
+case("dilated.reference.masked_softmax", "keep-not-broadcastable", ValueError, "keep",
+     lambda: dreference.masked_softmax(torch.zeros(2, 3), torch.ones(3, 3, dtype=torch.bool)))
+case("dilated.reference.mix", "lse-shape", ValueError, r"\blse\b",
+     lambda: dreference.mix(torch.zeros(2, 4), torch.zeros(3), torch.zeros(2, 4), torch.zeros(2)))
+case("dilated.reference.mix", "out_i-list", TypeError, "out_i",
+     lambda: dreference.mix(torch.zeros(2, 4), torch.zeros(2), [[0.0] * 4] * 2, torch.zeros(2)))
 
 # --- lclib.model -------------------------------------------------------------------------------------
 
-case("model.rotate", "layout-unknown", ValueError, "layout", lambda: model.rotate(xr(), COS, SIN, "llama"))
-case("model.rotate", "cos-shape", ValueError, "cos", lambda: model.rotate(xr(), COS[:3], SIN[:3], "half"))
-case("model.rotate", "x-int-dtype", TypeError, r"\bx\b", lambda: model.rotate(xr(dtype=torch.int64), COS, SIN, "half"))
-case("model.alibi_slopes", "n_head-zero", ValueError, "n_head", lambda: model.alibi_slopes(0))
-case("model.alibi_slopes", "n_head-str", ValueError, "n_head", lambda: model.alibi_slopes("4"))
-case("model.alibi_slopes", "n_head-bool", ValueError, "n_head", lambda: model.alibi_slopes(True))
-case("model.alibi_bias", "T-zero", ValueError, r"\bT\b", lambda: model.alibi_bias(2, 0))
-case("model.alibi_bias", "T-str", ValueError, r"\bT\b", lambda: model.alibi_bias(2, "8"))
-case("model.alibi_bias", "n_head-float", ValueError, "n_head", lambda: model.alibi_bias(2.0, 8))
-case("model.alibi_bias", "dtype-int", TypeError, "dtype", lambda: model.alibi_bias(2, 8, dtype=torch.int64))
+ROTARY = positions.RotaryEmbedding
+case("positions.RotaryEmbedding", "layout-unknown", ValueError, "layout", lambda: ROTARY(8, layout="llama"))
+case("positions.RotaryEmbedding", "head_dim-odd", ValueError, "head_dim", lambda: ROTARY(7))
+case("positions.RotaryEmbedding", "base-one", ValueError, "base", lambda: ROTARY(8, base=1.0))
+case("positions.RotaryEmbedding", "scaling-str", TypeError, "scaling", lambda: ROTARY(8, scaling="yarn"))
+case("positions.RotaryEmbedding", "set_scaling-number", TypeError, "scaling", lambda: ROTARY(8).set_scaling(2.0))
+case("positions.RotaryEmbedding", "set_kernel-unknown", ValueError, "kernel", lambda: ROTARY(8).set_kernel("fast"))
+case("positions.RotaryEmbedding", "forward-cos-shape", ValueError, "cos", lambda: ROTARY(8)(xr(), COS[:3], SIN[:3]))
+case("positions.RotaryEmbedding", "forward-x-int-dtype", TypeError, r"\bx\b", lambda: ROTARY(8)(xr(dtype=torch.int64), COS, SIN))
+case("positions.check_scaling", "scaling-str", TypeError, "scaling", lambda: positions.check_scaling("yarn"))
+case("positions.check_scaling", "scaling-named", TypeError, "rope_scaling", lambda: positions.check_scaling(2.0, "rope_scaling"))
+case("positions.ALiBi", "n_head-zero", ValueError, "n_head", lambda: positions.ALiBi(0))
+case("positions.ALiBi", "n_head-str", TypeError, "n_head", lambda: positions.ALiBi("4"))
+case("positions.ALiBi", "n_head-bool", TypeError, "n_head", lambda: positions.ALiBi(True))
+case("positions.ALiBi", "n_head-float", TypeError, "n_head", lambda: positions.ALiBi(2.0))
+case("positions.ALiBi", "bias-seq_len-zero", ValueError, "seq_len", lambda: positions.ALiBi(2).bias(0))
+case("positions.ALiBi", "bias-seq_len-str", TypeError, "seq_len", lambda: positions.ALiBi(2).bias("8"))
+case("positions.ALiBi", "bias-dtype-int", TypeError, "dtype", lambda: positions.ALiBi(2).bias(8, dtype=torch.int64))
 case("model.sdpa_attention", "q-3d", ValueError, r"\bq\b", lambda: model.sdpa_attention(torch.zeros(2, 8, 4), *qkv()[1:], True))
 case("model.sdpa_attention", "k-shape", ValueError, r"\bk\b", lambda: model.sdpa_attention(qkv()[0], x4(1, 2, 7, 4), qkv()[2], True))
 case("model.sdpa_attention", "v-shape", ValueError, r"\bv\b", lambda: model.sdpa_attention(*qkv()[:2], x4(1, 1, 8, 4), True))
 case("model.sdpa_attention", "q-int-dtype", TypeError, r"\bq\b", lambda: model.sdpa_attention(*qkv(dtype=torch.int64), True))
 for what, kw, exc, match in [
-        ("vocab_size-zero", dict(vocab_size=0), ValueError, "vocab_size"), ("n_head-str", dict(n_head="4"), ValueError, "n_head"),
-        ("n_layer-bool", dict(n_layer=True), ValueError, "n_layer"), ("mlp_ratio-float", dict(mlp_ratio=2.5), ValueError, "mlp_ratio"),
+        ("vocab_size-zero", dict(vocab_size=0), ValueError, "vocab_size"), ("n_head-str", dict(n_head="4"), TypeError, "n_head"),
+        ("n_layer-bool", dict(n_layer=True), TypeError, "n_layer"), ("mlp_ratio-float", dict(mlp_ratio=2.5), TypeError, "mlp_ratio"),
         ("pos_encoding-unknown", dict(pos_encoding="learned"), ValueError, "pos_encoding"),
         ("rope_layout-unknown", dict(rope_layout="zigzag"), ValueError, "rope_layout"),
         ("init-unknown", dict(init="xavier"), ValueError, "init"), ("rope_base-nan", dict(rope_base=NAN), ValueError, "rope_base"),
-        ("rope_base-str", dict(rope_base="10000"), ValueError, "rope_base"),
+        ("rope_base-str", dict(rope_base="10000"), TypeError, "rope_base"),
+        ("n_kv_head-zero", dict(n_kv_head=0), ValueError, "n_kv_head"), ("n_kv_head-float", dict(n_kv_head=2.0), TypeError, "n_kv_head"),
+        ("n_kv_head-not-dividing", dict(n_kv_head=3), ValueError, "n_kv_head"),
         ("rope_base-one", dict(rope_base=1.0), ValueError, "rope_base"),
         ("rope_scaling-str", dict(rope_scaling="yarn"), TypeError, "rope_scaling"),
         ("tie_embeddings-str", dict(tie_embeddings="yes"), TypeError, "tie_embeddings")]:
@@ -450,86 +517,101 @@ case("model.GPT", "forward-positions-shape", ValueError, "positions",
 case("model.GPT", "forward-positions-list", TypeError, "positions",
      lambda: kv_gpt()(torch.zeros(1, 5, dtype=torch.long), positions=list(range(5))))
 case("model.GPT", "forward-rope_len-zero", ValueError, "rope_len", lambda: kv_gpt()(torch.zeros(1, 5, dtype=torch.long), rope_len=0))
-case("model.GPT", "forward-rope_len-bool", ValueError, "rope_len",
+case("model.GPT", "forward-rope_len-bool", TypeError, "rope_len",
      lambda: kv_gpt()(torch.zeros(1, 5, dtype=torch.long), rope_len=True))
 case("model.GPT", "set_attention-not-callable", TypeError, "attention_fn",
      lambda: model.GPT(model.GPTConfig(n_layer=1, d_model=8, n_head=2)).set_attention("dilated"))
 case("model.GPT", "set_rope_scaling-str", TypeError, "rope_scaling",
      lambda: model.GPT(model.GPTConfig(n_layer=1, d_model=8, n_head=2)).set_rope_scaling("yarn"))
+case("model.GPT", "set_rope_kernel-nope", ValueError, "kernel",
+     lambda: model.GPT(model.GPTConfig(n_layer=1, d_model=8, n_head=2, pos_encoding="none")).set_rope_kernel("eager"))
+case("model.attention_mask", "q_positions-list", TypeError, "q_positions", lambda: model.attention_mask([0, 1], torch.arange(2)))
+case("model.attention_mask", "k_positions-float", TypeError, "k_positions",
+     lambda: model.attention_mask(torch.arange(2), torch.zeros(2)))
+case("model.attention_mask", "q_positions-2d", TypeError, "q_positions",
+     lambda: model.attention_mask(torch.arange(4).view(2, 2), torch.arange(2)))
+case("generation.greedy_decode", "logits_fn-none", TypeError, "logits_fn", lambda: generation.greedy_decode(None, torch.zeros(1, 2, dtype=torch.long), 1))
+case("generation.greedy_decode", "tokens-1d", ValueError, "tokens", lambda: generation.greedy_decode(kv_gpt(), torch.zeros(2, dtype=torch.long), 1))
+case("generation.greedy_decode", "tokens-float", TypeError, "tokens", lambda: generation.greedy_decode(kv_gpt(), torch.zeros(1, 2), 1))
+case("generation.greedy_decode", "max_new_tokens-negative", ValueError, "max_new_tokens",
+     lambda: generation.greedy_decode(kv_gpt(), torch.zeros(1, 2, dtype=torch.long), -1))
+case("generation.greedy_decode", "stop_id-str", TypeError, "stop_id",
+     lambda: generation.greedy_decode(kv_gpt(), torch.zeros(1, 2, dtype=torch.long), 1, stop_id="eos"))
 
-# --- lclib.tasks -------------------------------------------------------------------------------------
+# --- lclib.kv_task ------------------------------------------------------------------------------------
 
-case("tasks.demand", "kind-unknown", ValueError, "kind", lambda: tasks.demand("middle", 8))
-case("tasks.demand", "n_pairs-zero", ValueError, "n_pairs", lambda: tasks.demand("uniform", 0))
-case("tasks.demand", "n_pairs-str", ValueError, "n_pairs", lambda: tasks.demand("uniform", "8"))
-case("tasks.demand", "n_pairs-bool", ValueError, "n_pairs", lambda: tasks.demand("uniform", True))
-case("tasks.demand", "eps-above-one", ValueError, "eps", lambda: tasks.demand("smooth", 8, eps=1.5))
-case("tasks.demand", "eps-nan", ValueError, "eps", lambda: tasks.demand("smooth", 8, eps=NAN))
-case("tasks.demand", "eps-str", ValueError, "eps", lambda: tasks.demand("smooth", 8, eps="0.25"))
-case("tasks.demand", "tau-zero", ValueError, "tau", lambda: tasks.demand("smooth", 8, tau=0.0))
-case("tasks.demand", "tau-nan", ValueError, "tau", lambda: tasks.demand("smooth", 8, tau=NAN))
-case("tasks.demand", "tau-str", ValueError, "tau", lambda: tasks.demand("smooth", 8, tau="3"))
-case("tasks.demand", "ends-zero", ValueError, "ends", lambda: tasks.demand("ends", 8, ends=0))
-case("tasks.demand", "ends-float", ValueError, "ends", lambda: tasks.demand("ends", 8, ends=2.5))
+case("kv_task.demand", "kind-unknown", ValueError, "kind", lambda: kv_task.demand("middle", 8))
+case("kv_task.demand", "n_pairs-zero", ValueError, "n_pairs", lambda: kv_task.demand("uniform", 0))
+case("kv_task.demand", "n_pairs-str", TypeError, "n_pairs", lambda: kv_task.demand("uniform", "8"))
+case("kv_task.demand", "n_pairs-bool", TypeError, "n_pairs", lambda: kv_task.demand("uniform", True))
+case("kv_task.demand", "eps-above-one", ValueError, "eps", lambda: kv_task.demand("smooth", 8, eps=1.5))
+case("kv_task.demand", "eps-nan", ValueError, "eps", lambda: kv_task.demand("smooth", 8, eps=NAN))
+case("kv_task.demand", "eps-str", TypeError, "eps", lambda: kv_task.demand("smooth", 8, eps="0.25"))
+case("kv_task.demand", "tau-zero", ValueError, "tau", lambda: kv_task.demand("smooth", 8, tau=0.0))
+case("kv_task.demand", "tau-nan", ValueError, "tau", lambda: kv_task.demand("smooth", 8, tau=NAN))
+case("kv_task.demand", "tau-str", TypeError, "tau", lambda: kv_task.demand("smooth", 8, tau="3"))
+case("kv_task.demand", "ends-zero", ValueError, "ends", lambda: kv_task.demand("ends", 8, ends=0))
+case("kv_task.demand", "ends-float", TypeError, "ends", lambda: kv_task.demand("ends", 8, ends=2.5))
 for what, kw, match in [
         ("n_pairs-zero", dict(n_pairs=0), "n_pairs"), ("n_pairs-str", dict(n_pairs="24"), "n_pairs"),
         ("n_pairs-bool", dict(n_pairs=True), "n_pairs"), ("n_pairs-float", dict(n_pairs=24.0), "n_pairs"),
         ("n_pairs-range-reversed", dict(n_pairs=(8, 4)), "n_pairs"), ("n_pairs-three-numbers", dict(n_pairs=(2, 4, 8)), "n_pairs"),
         ("key_symbols-zero", dict(key_symbols=0), "key_symbols"), ("key_symbols-above-64", dict(key_symbols=65), "key_symbols"),
-        ("key_symbols-str", dict(key_symbols="32"), "key_symbols"), ("key_symbols-bool", dict(key_symbols=True), "key_symbols"),
-        ("questions-zero", dict(questions=0), "questions"), ("questions-str", dict(questions="8"), "questions"),
+        ("questions-zero", dict(questions=0), "questions"),
         ("demand-unknown", dict(demand="middle"), "demand"),
         ("demand_params-unknown-key", dict(demand_params={"tua": 3.0}), "demand_params"),
         ("demand_params-tau-nan", dict(demand_params={"tau": NAN}), "tau")]:
-    case("tasks.KVTask", what, ValueError, match, lambda kw=kw: tasks.KVTask(**kw))
-case("tasks.KVTask", "distinct_keys-str", TypeError, "distinct_keys", lambda: tasks.KVTask(distinct_keys="yes"))
-case("tasks.KVTask", "demand_params-list", TypeError, "demand_params", lambda: tasks.KVTask(demand_params=[("tau", 3.0)]))
-case("tasks.KVTask", "distinct-keys-more-pairs-than-keys", ValueError, "key_symbols",
-     lambda: tasks.KVTask(n_pairs=40, key_symbols=32, distinct_keys=True))
-case("tasks.KVTask", "sample-batch-zero", ValueError, "batch", lambda: tasks.KVTask().sample(0, gen()))
-case("tasks.KVTask", "sample-batch-str", ValueError, "batch", lambda: tasks.KVTask().sample("2", gen()))
-case("tasks.KVTask", "sample-n_pairs-zero", ValueError, "n_pairs", lambda: tasks.KVTask().sample(2, gen(), n_pairs=0))
-case("tasks.KVTask", "sample-distinct-keys-more-pairs-than-keys", ValueError, "n_pairs",
-     lambda: tasks.KVTask(n_pairs=8, key_symbols=8, distinct_keys=True).sample(2, gen(), n_pairs=9))
-case("tasks.KVTask", "sample-query_positions-out-of-range", ValueError, "query_positions",
-     lambda: tasks.KVTask().sample(2, gen(), n_pairs=4, query_positions=torch.tensor([[4], [0]])))
-case("tasks.KVTask", "sample-query_positions-wrong-batch", ValueError, "query_positions",
-     lambda: tasks.KVTask().sample(2, gen(), n_pairs=4, query_positions=torch.tensor([[0], [1], [2]])))
-case("tasks.token_text", "token-above-vocab", ValueError, "token", lambda: tasks.token_text(84))
-case("tasks.token_text", "token-negative", ValueError, "token", lambda: tasks.token_text(-1))
-case("tasks.token_text", "token-str", TypeError, "token", lambda: tasks.token_text("5"))
-case("tasks.to_text", "tokens-float", TypeError, "tokens", lambda: tasks.to_text(torch.tensor([1.5, 4.0])))
-case("tasks.to_text", "tokens-str", TypeError, "tokens", lambda: tasks.to_text("BOS K01"))
-case("tasks.to_text", "tokens-above-vocab", ValueError, "token", lambda: tasks.to_text(torch.tensor([1, 99])))
-case("tasks.bayes_accuracy", "p-2d", ValueError, r"\bp\b", lambda: tasks.bayes_accuracy(torch.ones(2, 2) / 4, 8))
-case("tasks.bayes_accuracy", "p-nan", ValueError, r"\bp\b", lambda: tasks.bayes_accuracy(torch.tensor([0.5, NAN]), 8))
-case("tasks.bayes_accuracy", "p-str", TypeError, r"\bp\b", lambda: tasks.bayes_accuracy("uniform", 8))
-case("tasks.bayes_accuracy", "key_symbols-zero", ValueError, "key_symbols", lambda: tasks.bayes_accuracy(torch.ones(4) / 4, 0))
-case("tasks.bayes_accuracy", "key_symbols-float", ValueError, "key_symbols",
-     lambda: tasks.bayes_accuracy(torch.ones(4) / 4, 2.5))
-case("tasks.bayes_accuracy", "key_symbols-str", ValueError, "key_symbols",
-     lambda: tasks.bayes_accuracy(torch.ones(4) / 4, "32"))
-if hasattr(tasks, "bayes_logprob"):  # added by a change in progress on lclib.tasks
-    KV4 = tasks.KVTask(n_pairs=4).sample(2, gen())
-    case("tasks.bayes_logprob", "p-shape", ValueError, r"\bp\b", lambda: tasks.bayes_logprob(KV4, torch.ones(3) / 3))
-    case("tasks.bayes_logprob", "p-zero", ValueError, r"\bp\b", lambda: tasks.bayes_logprob(KV4, torch.tensor([0.5, 0.5, 0.0, 0.0])))
-    case("tasks.bayes_logprob", "p-nan", ValueError, r"\bp\b", lambda: tasks.bayes_logprob(KV4, torch.tensor([0.5, NAN, 0.2, 0.3])))
+    case("kv_task.KVTask", what, ValueError, match, lambda kw=kw: kv_task.KVTask(**kw))
+for what, kw in [("key_symbols-str", dict(key_symbols="32")), ("key_symbols-bool", dict(key_symbols=True)),
+                 ("questions-str", dict(questions="8"))]:
+    case("kv_task.KVTask", what, TypeError, what.split("-")[0], lambda kw=kw: kv_task.KVTask(**kw))
+case("kv_task.KVTask", "distinct_keys-str", TypeError, "distinct_keys", lambda: kv_task.KVTask(distinct_keys="yes"))
+case("kv_task.KVTask", "demand_params-list", TypeError, "demand_params", lambda: kv_task.KVTask(demand_params=[("tau", 3.0)]))
+case("kv_task.KVTask", "distinct-keys-more-pairs-than-keys", ValueError, "key_symbols",
+     lambda: kv_task.KVTask(n_pairs=40, key_symbols=32, distinct_keys=True))
+case("kv_task.KVTask", "sample-batch-zero", ValueError, "batch", lambda: kv_task.KVTask().sample(0, gen()))
+case("kv_task.KVTask", "sample-batch-str", TypeError, "batch", lambda: kv_task.KVTask().sample("2", gen()))
+case("kv_task.KVTask", "sample-n_pairs-zero", ValueError, "n_pairs", lambda: kv_task.KVTask().sample(2, gen(), n_pairs=0))
+case("kv_task.KVTask", "sample-distinct-keys-more-pairs-than-keys", ValueError, "n_pairs",
+     lambda: kv_task.KVTask(n_pairs=8, key_symbols=8, distinct_keys=True).sample(2, gen(), n_pairs=9))
+case("kv_task.KVTask", "sample-query_positions-out-of-range", ValueError, "query_positions",
+     lambda: kv_task.KVTask().sample(2, gen(), n_pairs=4, query_positions=torch.tensor([[4], [0]])))
+case("kv_task.KVTask", "sample-query_positions-wrong-batch", ValueError, "query_positions",
+     lambda: kv_task.KVTask().sample(2, gen(), n_pairs=4, query_positions=torch.tensor([[0], [1], [2]])))
+case("kv_task.token_text", "token-above-vocab", ValueError, "token", lambda: kv_task.token_text(84))
+case("kv_task.token_text", "token-negative", ValueError, "token", lambda: kv_task.token_text(-1))
+case("kv_task.token_text", "token-str", TypeError, "token", lambda: kv_task.token_text("5"))
+case("kv_task.to_text", "tokens-float", TypeError, "tokens", lambda: kv_task.to_text(torch.tensor([1.5, 4.0])))
+case("kv_task.to_text", "tokens-str", TypeError, "tokens", lambda: kv_task.to_text("BOS K01"))
+case("kv_task.to_text", "tokens-above-vocab", ValueError, "token", lambda: kv_task.to_text(torch.tensor([1, 99])))
+case("kv_task.bayes_accuracy", "p-2d", ValueError, r"\bp\b", lambda: kv_task.bayes_accuracy(torch.ones(2, 2) / 4, 8))
+case("kv_task.bayes_accuracy", "p-nan", ValueError, r"\bp\b", lambda: kv_task.bayes_accuracy(torch.tensor([0.5, NAN]), 8))
+case("kv_task.bayes_accuracy", "p-str", TypeError, r"\bp\b", lambda: kv_task.bayes_accuracy("uniform", 8))
+case("kv_task.bayes_accuracy", "key_symbols-zero", ValueError, "key_symbols", lambda: kv_task.bayes_accuracy(torch.ones(4) / 4, 0))
+case("kv_task.bayes_accuracy", "key_symbols-float", TypeError, "key_symbols",
+     lambda: kv_task.bayes_accuracy(torch.ones(4) / 4, 2.5))
+case("kv_task.bayes_accuracy", "key_symbols-str", TypeError, "key_symbols",
+     lambda: kv_task.bayes_accuracy(torch.ones(4) / 4, "32"))
+KV4 = kv_task.KVTask(n_pairs=4).sample(2, gen())
+case("kv_task.bayes_logprob", "p-shape", ValueError, r"\bp\b", lambda: kv_task.bayes_logprob(KV4, torch.ones(3) / 3))
+case("kv_task.bayes_logprob", "p-zero", ValueError, r"\bp\b", lambda: kv_task.bayes_logprob(KV4, torch.tensor([0.5, 0.5, 0.0, 0.0])))
+case("kv_task.bayes_logprob", "p-nan", ValueError, r"\bp\b", lambda: kv_task.bayes_logprob(KV4, torch.tensor([0.5, NAN, 0.2, 0.3])))
 
 # --- lclib.train -------------------------------------------------------------------------------------
 
 for what, kw, exc, match in [
-        ("steps-zero", dict(steps=0), ValueError, "steps"), ("steps-float", dict(steps=10.0), ValueError, "steps"),
-        ("steps-bool", dict(steps=True), ValueError, "steps"), ("batch_size-zero", dict(batch_size=0), ValueError, "batch_size"),
+        ("steps-zero", dict(steps=0), ValueError, "steps"), ("steps-float", dict(steps=10.0), TypeError, "steps"),
+        ("steps-bool", dict(steps=True), TypeError, "steps"), ("batch_size-zero", dict(batch_size=0), ValueError, "batch_size"),
         ("lr-nan", dict(lr=NAN), ValueError, r"\blr\b"), ("lr-zero", dict(lr=0.0), ValueError, r"\blr\b"),
-        ("lr-inf", dict(lr=INF), ValueError, r"\blr\b"), ("lr-str", dict(lr="3e-3"), ValueError, r"\blr\b"),
+        ("lr-inf", dict(lr=INF), ValueError, r"\blr\b"), ("lr-str", dict(lr="3e-3"), TypeError, r"\blr\b"),
         ("warmup-negative", dict(warmup=-1), ValueError, "warmup"),
         ("weight_decay-negative", dict(weight_decay=-0.1), ValueError, "weight_decay"),
         ("weight_decay-nan", dict(weight_decay=NAN), ValueError, "weight_decay"),
         ("grad_clip-zero", dict(grad_clip=0.0), ValueError, "grad_clip"), ("seed-str", dict(seed="0"), TypeError, "seed")]:
     case("train.TrainConfig", what, exc, match, lambda kw=kw: train.TrainConfig(**kw))
 case("train.lr_at", "step-negative", ValueError, "step", lambda: train.lr_at(-1, train.TrainConfig()))
-case("train.lr_at", "step-str", ValueError, "step", lambda: train.lr_at("5", train.TrainConfig()))
-case("train.lr_at", "cfg-dict", TypeError, "cfg", lambda: train.lr_at(5, {"lr": 1e-3}))
+case("train.lr_at", "step-str", TypeError, "step", lambda: train.lr_at("5", train.TrainConfig()))
+case("train.lr_at", "config-dict", TypeError, r"\bconfig\b", lambda: train.lr_at(5, {"lr": 1e-3}))
 case("train.answer_loss", "batch-list", TypeError, "batch", lambda: train.answer_loss(kv_gpt(), [torch.zeros(1, 5)]))
 case("train.answer_loss", "batch-without-targets", ValueError, "targets",
      lambda: train.answer_loss(kv_gpt(), {"tokens": torch.zeros(1, 5, dtype=torch.long)}))
@@ -539,69 +621,68 @@ case("train.answer_loss", "weights-shape", ValueError, "weights",
      lambda: train.answer_loss(kv_gpt(), loss_batch(weights=torch.ones(2))))
 TINY = model.GPTConfig(vocab_size=84, n_layer=1, n_head=2, d_model=8)
 case("train.train", "model_config-dict", TypeError, "model_config",
-     lambda: train.train({"vocab_size": 84}, tasks.KVTask(), train.TrainConfig(steps=1), progress=False))
+     lambda: train.train({"vocab_size": 84}, kv_task.KVTask(), train.TrainConfig(steps=1), progress=False))
 case("train.train", "task-without-sample", TypeError, "task",
      lambda: train.train(TINY, "kv", train.TrainConfig(steps=1), progress=False))
-case("train.train", "cfg-dict", TypeError, "cfg", lambda: train.train(TINY, tasks.KVTask(), {"steps": 1}, progress=False))
+case("train.train", "config-dict", TypeError, r"\bconfig\b", lambda: train.train(TINY, kv_task.KVTask(), {"steps": 1}, progress=False))
 case("train.train", "vocab_size-below-task", ValueError, "vocab_size",
-     lambda: train.train(dataclasses.replace(TINY, vocab_size=10), tasks.KVTask(), train.TrainConfig(steps=1), progress=False))
+     lambda: train.train(dataclasses.replace(TINY, vocab_size=10), kv_task.KVTask(), train.TrainConfig(steps=1), progress=False))
 case("train.train", "eval_every-negative", ValueError, "eval_every",
-     lambda: train.train(TINY, tasks.KVTask(), train.TrainConfig(steps=1), eval_fn=lambda m, s: {}, eval_every=-1,
+     lambda: train.train(TINY, kv_task.KVTask(), train.TrainConfig(steps=1), eval_fn=lambda m, s: {}, eval_every=-1,
                          progress=False))
 case("train.train", "eval_fn-not-callable", TypeError, "eval_fn",
-     lambda: train.train(TINY, tasks.KVTask(), train.TrainConfig(steps=1), eval_fn="exact", progress=False))
+     lambda: train.train(TINY, kv_task.KVTask(), train.TrainConfig(steps=1), eval_fn="exact", progress=False))
 case("train.train", "init_state-list", TypeError, "init_state",
-     lambda: train.train(TINY, tasks.KVTask(), train.TrainConfig(steps=1), init_state=[], progress=False))
-case("train.run_steps", "cfg-dict", TypeError, "cfg", run_steps_with(cfg={"steps": 1}))
-case("train.run_steps", "sample-not-callable", TypeError, "sample", run_steps_with(sample=tasks.KVTask()))
+     lambda: train.train(TINY, kv_task.KVTask(), train.TrainConfig(steps=1), init_state=[], progress=False))
+case("train.run_steps", "config-dict", TypeError, r"\bconfig\b", run_steps_with(config={"steps": 1}))
+case("train.run_steps", "sample-not-callable", TypeError, "sample", run_steps_with(sample=kv_task.KVTask()))
 case("train.run_steps", "losses-tuple", TypeError, "losses", run_steps_with(losses=()))
 case("train.run_steps", "after_step-not-callable", TypeError, "after_step", run_steps_with(after_step=1))
-case("train.save", "model-not-gpt", TypeError, "model", in_tmp(lambda tmp: train.save(kv_gpt().state_dict(), tmp / "m")))
-case("train.save", "metadata-reserved-key", ValueError, "metadata", in_tmp(lambda tmp: train.save(kv_gpt(), tmp / "m", format=1)))
-case("train.save", "metadata-not-json", TypeError, "metadata",
-     in_tmp(lambda tmp: train.save(kv_gpt(), tmp / "m", note=torch.zeros(2))))
-case("train.save", "path-int", TypeError, "path", lambda: train.save(kv_gpt(), 7))
-case("train.load", "path-int", TypeError, "path", lambda: train.load(7))
-case("train.load", "config-n_head-zero", ValueError, "n_head", in_tmp(lambda tmp: train.load(checkpoint_with(tmp, n_head=0))))
-case("train.load", "config-unknown-field", ValueError, "n_heads", in_tmp(lambda tmp: train.load(checkpoint_with(tmp, n_heads=2))))
-case("train.read_metadata", "config-not-an-object", ValueError, "config.json",
-     in_tmp(lambda tmp: train.read_metadata(write_json(tmp, [1, 2]))))
+case("checkpoint.save", "model-not-gpt", TypeError, "model", in_tmp(lambda tmp: checkpoint.save(kv_gpt().state_dict(), tmp / "m")))
+case("checkpoint.save", "metadata-reserved-key", ValueError, "metadata", in_tmp(lambda tmp: checkpoint.save(kv_gpt(), tmp / "m", format=1)))
+case("checkpoint.save", "metadata-not-json", TypeError, "metadata",
+     in_tmp(lambda tmp: checkpoint.save(kv_gpt(), tmp / "m", note=torch.zeros(2))))
+case("checkpoint.save", "path-int", TypeError, "path", lambda: checkpoint.save(kv_gpt(), 7))
+case("checkpoint.load", "path-int", TypeError, "path", lambda: checkpoint.load(7))
+case("checkpoint.load", "config-n_head-zero", ValueError, "n_head", in_tmp(lambda tmp: checkpoint.load(checkpoint_with(tmp, n_head=0))))
+case("checkpoint.load", "config-unknown-field", ValueError, "n_heads", in_tmp(lambda tmp: checkpoint.load(checkpoint_with(tmp, n_heads=2))))
+case("checkpoint.read_metadata", "config-not-an-object", ValueError, "config.json",
+     in_tmp(lambda tmp: checkpoint.read_metadata(write_json(tmp, [1, 2]))))
 
 # --- lclib.probes ----------------------------------------------------------------------------------
 
 case("probes.wilson_interval", "trials-zero", ValueError, "trials", lambda: probes.wilson_interval(torch.tensor([1]), 0))
-case("probes.wilson_interval", "trials-str", ValueError, "trials", lambda: probes.wilson_interval(torch.tensor([1]), "10"))
+case("probes.wilson_interval", "trials-str", TypeError, "trials", lambda: probes.wilson_interval(torch.tensor([1]), "10"))
 case("probes.wilson_interval", "successes-above-trials", ValueError, "successes",
      lambda: probes.wilson_interval(torch.tensor([12]), 10))
 case("probes.mean_ci", "values-str", TypeError, "values", lambda: probes.mean_ci("0.5"))
 case("probes.mean_ci", "dim-out-of-range", ValueError, r"\bdim\b", lambda: probes.mean_ci(torch.zeros(3, 2), dim=2))
 case("probes.mean_ci", "values-empty", ValueError, "values", lambda: probes.mean_ci(torch.zeros(0)))
-if hasattr(probes, "t_quantile_95"):  # added by the change in progress on lclib.probes
-    case("probes.t_quantile_95", "dof-zero", ValueError, "dof", lambda: probes.t_quantile_95(0))
-    case("probes.t_quantile_95", "dof-str", ValueError, "dof", lambda: probes.t_quantile_95("3"))
-    case("probes.t_quantile_95", "dof-bool", ValueError, "dof", lambda: probes.t_quantile_95(True))
+case("probes.t_quantile_95", "dof-zero", ValueError, "dof", lambda: probes.t_quantile_95(0))
+case("probes.t_quantile_95", "dof-str", TypeError, "dof", lambda: probes.t_quantile_95("3"))
+case("probes.t_quantile_95", "dof-bool", TypeError, "dof", lambda: probes.t_quantile_95(True))
 case("probes.position_sweep", "samples-zero", ValueError, "samples",
-     lambda: probes.position_sweep(kv_gpt(), tasks.KVTask(n_pairs=4), 4, samples=0))
-case("probes.position_sweep", "n_pairs-str", ValueError, "n_pairs",
-     lambda: probes.position_sweep(kv_gpt(), tasks.KVTask(n_pairs=4), "4", samples=1))
+     lambda: probes.position_sweep(kv_gpt(), kv_task.KVTask(n_pairs=4), 4, samples=0))
+case("probes.position_sweep", "n_pairs-str", TypeError, "n_pairs",
+     lambda: probes.position_sweep(kv_gpt(), kv_task.KVTask(n_pairs=4), "4", samples=1))
 case("probes.position_sweep", "batch_size-zero", ValueError, "batch_size",
-     lambda: probes.position_sweep(kv_gpt(), tasks.KVTask(n_pairs=4), 4, samples=1, batch_size=0))
+     lambda: probes.position_sweep(kv_gpt(), kv_task.KVTask(n_pairs=4), 4, samples=1, batch_size=0))
 case("probes.position_sweep", "model-not-a-module", TypeError, "model",
-     lambda: probes.position_sweep("gpt", tasks.KVTask(n_pairs=4), 4, samples=1))
+     lambda: probes.position_sweep("gpt", kv_task.KVTask(n_pairs=4), 4, samples=1))
 case("probes.position_sweep", "task-not-a-kvtask", TypeError, "task",
      lambda: probes.position_sweep(kv_gpt(), "kv", 4, samples=1))
 case("probes.u_shape", "acc-2d", ValueError, "acc", lambda: probes.u_shape(torch.zeros(2, 5)))
 case("probes.u_shape", "acc-too-short", ValueError, "acc", lambda: probes.u_shape(torch.zeros(2)))
 case("probes.u_shape", "ends-zero", ValueError, "ends", lambda: probes.u_shape(torch.zeros(5), ends=0))
-case("probes.u_shape", "ends-str", ValueError, "ends", lambda: probes.u_shape(torch.zeros(5), ends="1"))
+case("probes.u_shape", "ends-str", TypeError, "ends", lambda: probes.u_shape(torch.zeros(5), ends="1"))
 case("probes.sweep_to_json", "result-list", TypeError, "result", lambda: probes.sweep_to_json([0.5]))
 
-# --- lclib.plotting, lclib.profile, lclib.repro ------------------------------------------------------
+# --- lclib.plotting, lclib.run_profile, lclib.repro ------------------------------------------------------
 
 case("plotting.save_fig", "name-empty", ValueError, "name", lambda: plotting.save_fig(None, ""))
 case("plotting.save_fig", "name-absolute", ValueError, "name", lambda: plotting.save_fig(None, "/tmp/x"))
 case("plotting.save_fig", "name-parent", ValueError, "name", lambda: plotting.save_fig(None, "../x"))
-case("plotting.save_fig", "name-int", ValueError, "name", lambda: plotting.save_fig(None, 7))
+case("plotting.save_fig", "name-int", TypeError, "name", lambda: plotting.save_fig(None, 7))
 case("plotting.save_fig", "fig-not-a-figure", TypeError, "fig", lambda: plotting.save_fig("figure", "test/x"))
 case("plotting.show", "fig-not-a-figure", TypeError, "fig", lambda: plotting.show("figure", "a line chart of one thing against another"))
 case("plotting.show", "alt-none", TypeError, "alt", lambda: plotting.show(Figure(), None))
@@ -616,7 +697,7 @@ case("plotting.heatmap", "ax-str", TypeError, r"\bax\b", lambda: plotting.heatma
 case("plotting.lines", "ys-list", TypeError, r"\bys\b", lambda: plotting.lines([1, 2], [[1, 2]]))
 case("plotting.lines", "ys-length-mismatched", ValueError, r"\bys\b", lambda: plotting.lines([1, 2, 3], {"a": [1, 2]}))
 case("plotting.lines", "ax-str", TypeError, r"\bax\b", lambda: plotting.lines([1, 2], {"a": [1, 2]}, ax="left"))
-case("profile.tag", "title-int", TypeError, "title", lambda: profile.tag(7))
+case("run_profile.tag", "title-int", TypeError, "title", lambda: run_profile.tag(7))
 case("repro.seed_everything", "seed-str", TypeError, "seed", lambda: repro.seed_everything("0"))
 case("repro.seed_everything", "seed-bool", TypeError, "seed", lambda: repro.seed_everything(True))
 case("repro.seed_everything", "seed-float", TypeError, "seed", lambda: repro.seed_everything(0.5))
@@ -625,84 +706,98 @@ case("repro.setup_notebook", "seed-str", TypeError, "seed", lambda: repro.setup_
 
 # --- lclib.ruler.tasks -------------------------------------------------------------------------------
 
-for name, fn in [("niah", rtasks.niah), ("variable_tracking", rtasks.variable_tracking),
-                 ("common_words", rtasks.common_words), ("frequent_words", rtasks.frequent_words),
-                 ("multidoc_qa", rtasks.multidoc_qa)]:
-    target = f"ruler.tasks.{name}"
-    case(target, "length-short", ValueError, "length", lambda fn=fn: fn(TOK, 16, 0))
-    case(target, "length-str", ValueError, "length", lambda fn=fn: fn(TOK, "512", 0))
+for target, fn in [("needles.niah", needles.niah), ("variable_tracking.variable_tracking", variable_tracking.variable_tracking),
+                   ("aggregation.common_words", aggregation.common_words),
+                   ("aggregation.frequent_words", aggregation.frequent_words), ("qa.multidoc_qa", qa.multidoc_qa)]:
+    target = f"ruler.{target}"
+    case(target, "seq_len-short", ValueError, "seq_len", lambda fn=fn: fn(TOK, 16, 0))
+    case(target, "seq_len-str", TypeError, "seq_len", lambda fn=fn: fn(TOK, "512", 0))
     case(target, "seed-str", TypeError, "seed", lambda fn=fn: fn(TOK, 512, "0"))
     case(target, "depth-above-one", ValueError, "depth", lambda fn=fn: fn(TOK, 512, 0, depth=1.5))
     case(target, "depth-nan", ValueError, "depth", lambda fn=fn: fn(TOK, 512, 0, depth=NAN))
     case(target, "depth-str", TypeError, "depth", lambda fn=fn: fn(TOK, 512, 0, depth="0.5"))
-    case(target, "tok-none", TypeError, "tok", lambda fn=fn: fn(None, 512, 0))
-case("ruler.tasks.niah", "length-bool", ValueError, "length", lambda: rtasks.niah(TOK, True, 0))
-case("ruler.tasks.niah", "length-too-short-for-needles", ValueError, "length", lambda: rtasks.niah(TOK, 64, 0, num_keys=8))
-case("ruler.tasks.niah", "haystack-unknown", ValueError, "haystack", lambda: rtasks.niah(TOK, 512, 0, haystack="lorem"))
-case("ruler.tasks.niah", "key_kind-unknown", ValueError, "key_kind", lambda: rtasks.niah(TOK, 512, 0, key_kind="names"))
-case("ruler.tasks.niah", "value_kind-unknown", ValueError, "value_kind", lambda: rtasks.niah(TOK, 512, 0, value_kind="names"))
-case("ruler.tasks.niah", "num_keys-zero", ValueError, "num_keys", lambda: rtasks.niah(TOK, 512, 0, num_keys=0))
-case("ruler.tasks.niah", "num_queries-above-num_keys", ValueError, "num_queries",
-     lambda: rtasks.niah(TOK, 512, 0, num_keys=2, num_queries=3))
-case("ruler.tasks.niah", "num_queries-str", ValueError, "num_queries", lambda: rtasks.niah(TOK, 512, 0, num_queries="1"))
-case("ruler.tasks.niah", "value_len-zero", ValueError, "value_len", lambda: rtasks.niah(TOK, 512, 0, value_len=0))
-case("ruler.tasks.niah", "singular-str", TypeError, "singular", lambda: rtasks.niah(TOK, 512, 0, singular="yes"))
+    case(target, "tokenizer-none", TypeError, "tokenizer", lambda fn=fn: fn(None, 512, 0))
+case("ruler.needles.niah", "seq_len-bool", TypeError, "seq_len", lambda: needles.niah(TOK, True, 0))
+case("ruler.needles.niah", "seq_len-too-short-for-needles", ValueError, "seq_len", lambda: needles.niah(TOK, 64, 0, num_keys=8))
+case("ruler.needles.niah", "haystack-unknown", ValueError, "haystack", lambda: needles.niah(TOK, 512, 0, haystack="lorem"))
+case("ruler.needles.niah", "key_kind-unknown", ValueError, "key_kind", lambda: needles.niah(TOK, 512, 0, key_kind="names"))
+case("ruler.needles.niah", "value_kind-unknown", ValueError, "value_kind", lambda: needles.niah(TOK, 512, 0, value_kind="names"))
+case("ruler.needles.niah", "num_keys-zero", ValueError, "num_keys", lambda: needles.niah(TOK, 512, 0, num_keys=0))
+case("ruler.needles.niah", "num_queries-above-num_keys", ValueError, "num_queries",
+     lambda: needles.niah(TOK, 512, 0, num_keys=2, num_queries=3))
+case("ruler.needles.niah", "num_queries-str", TypeError, "num_queries", lambda: needles.niah(TOK, 512, 0, num_queries="1"))
+case("ruler.needles.niah", "value_len-zero", ValueError, "value_len", lambda: needles.niah(TOK, 512, 0, value_len=0))
+case("ruler.needles.niah", "singular-str", TypeError, "singular", lambda: needles.niah(TOK, 512, 0, singular="yes"))
 # requests no pool can meet: each must end in a ValueError, not a search without end
-case("ruler.tasks.niah", "num_keys-beyond-key-pool", ValueError, "num_keys",
-     lambda: rtasks.niah(TOK, 4096, 0, key_kind="vocab_words", num_keys=100))
-case("ruler.tasks.niah", "num_values-beyond-value-pool", ValueError, "num_values",
-     lambda: rtasks.niah(TOK, 4096, 0, value_kind="vocab_words", num_values=60))
-case("ruler.tasks.niah", "needle-haystack-keys-used-up", ValueError, "num_keys",
-     lambda: rtasks.niah(TOK, 2048, 0, haystack="needle", key_kind="vocab_words", num_keys=len(words.KEY_WORDS)))
-case("ruler.tasks.niah", "needle-haystack-values-used-up", ValueError, "num_keys",
-     lambda: rtasks.niah(TOK, 1024, 0, haystack="needle", value_len=1, num_keys=9))
-case("ruler.tasks.niah", "essay-haystack-more-needles-than-depths", ValueError, "num_keys",
-     lambda: rtasks.niah(TOK, 2048, 0, haystack="essay", num_keys=41))
-case("ruler.tasks.niah_question", "key-int", TypeError, "key", lambda: rtasks.niah_question(7))
-case("ruler.tasks.niah_question", "value_kind-unknown", ValueError, "value_kind", lambda: rtasks.niah_question("apple", "names"))
-case("ruler.tasks.niah_question", "singular-str", TypeError, "singular", lambda: rtasks.niah_question("apple", singular="no"))
-case("ruler.tasks.variable_tracking", "num_hops-zero", ValueError, "num_hops", lambda: rtasks.variable_tracking(TOK, 512, 0, num_hops=0))
-case("ruler.tasks.variable_tracking", "num_chains-str", ValueError, "num_chains",
-     lambda: rtasks.variable_tracking(TOK, 512, 0, num_chains="1"))
-case("ruler.tasks.variable_tracking", "name_len-zero", ValueError, "name_len",
-     lambda: rtasks.variable_tracking(TOK, 512, 0, name_len=0))
-case("ruler.tasks.variable_tracking", "layout-unknown", ValueError, "layout",
-     lambda: rtasks.variable_tracking(TOK, 512, 0, layout="table"))
-case("ruler.tasks.variable_tracking", "example-str", TypeError, "example",
-     lambda: rtasks.variable_tracking(TOK, 512, 0, example="yes"))
-case("ruler.tasks.variable_tracking", "example-does-not-fit", ValueError, "length",
-     lambda: rtasks.variable_tracking(TOK, 128, 0, example=True))
-case("ruler.tasks.variable_tracking", "names-beyond-pool", ValueError, "name_len",
-     lambda: rtasks.variable_tracking(TOK, 4096, 0, name_len=1, num_hops=30))
-case("ruler.tasks.common_words", "num_common-zero", ValueError, "num_common", lambda: rtasks.common_words(TOK, 2048, 0, num_common=0))
-case("ruler.tasks.common_words", "freq_common-not-above-freq_uncommon", ValueError, "freq_common",
-     lambda: rtasks.common_words(TOK, 2048, 0, freq_common=2, freq_uncommon=3))
-case("ruler.tasks.common_words", "num_common-not-below-example", ValueError, "num_common",
-     lambda: rtasks.common_words(TOK, 2048, 0, num_common=20))
-case("ruler.tasks.common_words", "length-too-short-for-words", ValueError, "length", lambda: rtasks.common_words(TOK, 512, 0))
-case("ruler.tasks.common_words", "num_common-beyond-word-pool", ValueError, "num_common",
-     lambda: rtasks.common_words(TOK, 2048, 0, num_common=10**6, example=False))
-case("ruler.tasks.common_words", "freq_common-absurd", ValueError, "length",
-     lambda: rtasks.common_words(TOK, 2048, 0, freq_common=10**9, example=False))
-case("ruler.tasks.frequent_words", "alpha-one", ValueError, "alpha", lambda: rtasks.frequent_words(TOK, 512, 0, alpha=1.0))
-case("ruler.tasks.frequent_words", "alpha-nan", ValueError, "alpha", lambda: rtasks.frequent_words(TOK, 512, 0, alpha=NAN))
-case("ruler.tasks.frequent_words", "alpha-inf", ValueError, "alpha", lambda: rtasks.frequent_words(TOK, 512, 0, alpha=INF))
-case("ruler.tasks.frequent_words", "alpha-str", ValueError, "alpha", lambda: rtasks.frequent_words(TOK, 512, 0, alpha="2"))
-case("ruler.tasks.frequent_words", "word_len-zero", ValueError, "word_len", lambda: rtasks.frequent_words(TOK, 512, 0, word_len=0))
-case("ruler.tasks.frequent_words", "word_len-one-beyond-pool", ValueError, "word_len",
-     lambda: rtasks.frequent_words(TOK, 4096, 0, word_len=1))
-case("ruler.tasks.frequent_words", "word_len-absurd", ValueError, "word_len",
-     lambda: rtasks.frequent_words(TOK, 512, 0, word_len=10**7))
-case("ruler.tasks.multidoc_qa", "facts_per_doc-zero", ValueError, "facts_per_doc",
-     lambda: rtasks.multidoc_qa(TOK, 512, 0, facts_per_doc=0))
-case("ruler.tasks.multidoc_qa", "facts_per_doc-above-relations", ValueError, "facts_per_doc",
-     lambda: rtasks.multidoc_qa(TOK, 512, 0, facts_per_doc=5))
+case("ruler.needles.niah", "num_keys-beyond-key-pool", ValueError, "num_keys",
+     lambda: needles.niah(TOK, 4096, 0, key_kind="vocab_words", num_keys=100))
+case("ruler.needles.niah", "num_values-beyond-value-pool", ValueError, "num_values",
+     lambda: needles.niah(TOK, 4096, 0, value_kind="vocab_words", num_values=60))
+case("ruler.needles.niah", "needle-haystack-keys-used-up", ValueError, "num_keys",
+     lambda: needles.niah(TOK, 2048, 0, haystack="needle", key_kind="vocab_words", num_keys=len(words.KEY_WORDS)))
+case("ruler.needles.niah", "needle-haystack-values-used-up", ValueError, "num_keys",
+     lambda: needles.niah(TOK, 1024, 0, haystack="needle", value_len=1, num_keys=9))
+case("ruler.needles.niah", "essay-haystack-more-needles-than-depths", ValueError, "num_keys",
+     lambda: needles.niah(TOK, 2048, 0, haystack="essay", num_keys=41))
+case("ruler.needles.niah_question", "key-int", TypeError, "key", lambda: needles.niah_question(7))
+case("ruler.needles.niah_question", "value_kind-unknown", ValueError, "value_kind", lambda: needles.niah_question("apple", "names"))
+case("ruler.needles.niah_question", "singular-str", TypeError, "singular", lambda: needles.niah_question("apple", singular="no"))
+case("ruler.variable_tracking.variable_tracking", "num_hops-zero", ValueError, "num_hops", lambda: variable_tracking.variable_tracking(TOK, 512, 0, num_hops=0))
+case("ruler.variable_tracking.variable_tracking", "num_chains-str", TypeError, "num_chains",
+     lambda: variable_tracking.variable_tracking(TOK, 512, 0, num_chains="1"))
+case("ruler.variable_tracking.variable_tracking", "name_len-zero", ValueError, "name_len",
+     lambda: variable_tracking.variable_tracking(TOK, 512, 0, name_len=0))
+case("ruler.variable_tracking.variable_tracking", "layout-unknown", ValueError, "layout",
+     lambda: variable_tracking.variable_tracking(TOK, 512, 0, layout="table"))
+case("ruler.variable_tracking.variable_tracking", "example-str", TypeError, "example",
+     lambda: variable_tracking.variable_tracking(TOK, 512, 0, example="yes"))
+case("ruler.variable_tracking.variable_tracking", "example-does-not-fit", ValueError, "seq_len",
+     lambda: variable_tracking.variable_tracking(TOK, 128, 0, example=True))
+case("ruler.variable_tracking.variable_tracking", "names-beyond-pool", ValueError, "name_len",
+     lambda: variable_tracking.variable_tracking(TOK, 4096, 0, name_len=1, num_hops=30))
+case("ruler.aggregation.common_words", "num_common-zero", ValueError, "num_common", lambda: aggregation.common_words(TOK, 2048, 0, num_common=0))
+case("ruler.aggregation.common_words", "freq_common-not-above-freq_uncommon", ValueError, "freq_common",
+     lambda: aggregation.common_words(TOK, 2048, 0, freq_common=2, freq_uncommon=3))
+case("ruler.aggregation.common_words", "num_common-not-below-example", ValueError, "num_common",
+     lambda: aggregation.common_words(TOK, 2048, 0, num_common=20))
+case("ruler.aggregation.common_words", "length-too-short-for-words", ValueError, "seq_len", lambda: aggregation.common_words(TOK, 512, 0))
+case("ruler.aggregation.common_words", "num_common-beyond-word-pool", ValueError, "num_common",
+     lambda: aggregation.common_words(TOK, 2048, 0, num_common=10**6, example=False))
+case("ruler.aggregation.common_words", "freq_common-absurd", ValueError, "seq_len",
+     lambda: aggregation.common_words(TOK, 2048, 0, freq_common=10**9, example=False))
+case("ruler.aggregation.frequent_words", "alpha-one", ValueError, "alpha", lambda: aggregation.frequent_words(TOK, 512, 0, alpha=1.0))
+case("ruler.aggregation.frequent_words", "alpha-nan", ValueError, "alpha", lambda: aggregation.frequent_words(TOK, 512, 0, alpha=NAN))
+case("ruler.aggregation.frequent_words", "alpha-inf", ValueError, "alpha", lambda: aggregation.frequent_words(TOK, 512, 0, alpha=INF))
+case("ruler.aggregation.frequent_words", "alpha-str", TypeError, "alpha", lambda: aggregation.frequent_words(TOK, 512, 0, alpha="2"))
+case("ruler.aggregation.frequent_words", "word_len-zero", ValueError, "word_len", lambda: aggregation.frequent_words(TOK, 512, 0, word_len=0))
+case("ruler.aggregation.frequent_words", "word_len-one-beyond-pool", ValueError, "word_len",
+     lambda: aggregation.frequent_words(TOK, 4096, 0, word_len=1))
+case("ruler.aggregation.frequent_words", "word_len-absurd", ValueError, "word_len",
+     lambda: aggregation.frequent_words(TOK, 512, 0, word_len=10**7))
+case("ruler.qa.multidoc_qa", "facts_per_doc-zero", ValueError, "facts_per_doc",
+     lambda: qa.multidoc_qa(TOK, 512, 0, facts_per_doc=0))
+case("ruler.qa.multidoc_qa", "facts_per_doc-above-relations", ValueError, "facts_per_doc",
+     lambda: qa.multidoc_qa(TOK, 512, 0, facts_per_doc=5))
+case("ruler.haystack.check_length", "seq_len-str", TypeError, "seq_len", lambda: haystack.check_length("seq_len", "512"))
+case("ruler.haystack.check_length", "max_len-above-cap", ValueError, "max_len",
+     lambda: haystack.check_length("max_len", haystack.MAX_LENGTH + 1))
+case("ruler.haystack.check_args", "tokenizer-str", TypeError, "tokenizer", lambda: haystack.check_args("gpt2", 512, None, 0))
+case("ruler.haystack.check_args", "depth-negative", ValueError, "depth", lambda: haystack.check_args(TOK, 512, -0.1, 0))
+case("ruler.haystack.check_args", "seed-float", TypeError, "seed", lambda: haystack.check_args(TOK, 512, None, 0.5))
+case("ruler.haystack.token_cost", "tokenizer-counts-no-token", ValueError, "tokenizer.count",
+     lambda: haystack.token_cost(SimpleNamespace(count=lambda text: 0), "a sentence"))
+case("ruler.haystack.check_room", "seq_len-too-short", ValueError, "seq_len",
+     lambda: haystack.check_room(TOK, "niah", 32, "needles", 100, "One of the special magic numbers"))
+case("ruler.haystack.distinct", "pool-too-small", ValueError, "num_keys", lambda: haystack.distinct(lambda: "a", 2, "num_keys"))
+case("ruler.haystack.build", "template-longer-than-seq_len", ValueError, "seq_len",
+     lambda: haystack.build(TOK, "niah", ("The grass is green. {context}", ""), {}, 2, lambda budget: [], [],
+                            lambda units: [], " ", [], {}))
 case("ruler.tasks.make_sample", "task-unknown", ValueError, "task", lambda: rtasks.make_sample("niah_single_9", 512, 0))
 case("ruler.tasks.make_sample", "task-int", ValueError, "task", lambda: rtasks.make_sample(1, 512, 0))
 case("ruler.tasks.make_sample", "param-unknown", TypeError, "num_key\\b", lambda: rtasks.make_sample("niah_single_1", 512, 0, num_key=2))
-case("ruler.tasks.make_sample", "tokenizer-without-count", TypeError, "tok",
+case("ruler.tasks.make_sample", "tokenizer-without-count", TypeError, "tokenizer",
      lambda: rtasks.make_sample("niah_single_1", 512, 0, tokenizer="gpt2"))
-case("ruler.tasks.make_sample", "length-short", ValueError, "length", lambda: rtasks.make_sample("qa", 31, 0))
+case("ruler.tasks.make_sample", "seq_len-short", ValueError, "seq_len", lambda: rtasks.make_sample("qa", 31, 0))
 
 # --- lclib.ruler.tokenizer, lclib.ruler.metrics ------------------------------------------------------
 
@@ -741,22 +836,22 @@ case("ruler.metrics.effective_length", "threshold-str", TypeError, "threshold",
 
 # --- lclib.ruler.evaluate, lclib.ruler.mixture -------------------------------------------------------
 
-case("ruler.evaluate.LabModel", "model-not-callable", TypeError, "model", lambda: evaluate.LabModel("gpt"))
-case("ruler.evaluate.LabModel", "batch_size-zero", ValueError, "batch_size", lambda: evaluate.LabModel(ruler_gpt(), batch_size=0))
-case("ruler.evaluate.LabModel", "rope_len-unknown", ValueError, "rope_len", lambda: evaluate.LabModel(ruler_gpt(), rope_len="all"))
-case("ruler.evaluate.LabModel", "tokenizer-without-encode", TypeError, "tokenizer",
-     lambda: evaluate.LabModel(ruler_gpt(), tokenizer="gpt2"))
-case("ruler.evaluate.LabModel", "generate-max_new_tokens-zero", ValueError, "max_new_tokens",
+case("ruler.adapters.LabModel", "model-not-callable", TypeError, "model", lambda: adapters.LabModel("gpt"))
+case("ruler.adapters.LabModel", "batch_size-zero", ValueError, "batch_size", lambda: adapters.LabModel(ruler_gpt(), batch_size=0))
+case("ruler.adapters.LabModel", "rope_len-unknown", ValueError, "rope_len", lambda: adapters.LabModel(ruler_gpt(), rope_len="all"))
+case("ruler.adapters.LabModel", "tokenizer-without-encode", TypeError, "tokenizer",
+     lambda: adapters.LabModel(ruler_gpt(), tokenizer="gpt2"))
+case("ruler.adapters.LabModel", "generate-max_new_tokens-zero", ValueError, "max_new_tokens",
      lambda: lab_model().generate(["Hello"], 0))
-case("ruler.evaluate.LabModel", "generate-prompts-str", TypeError, "prompts", lambda: lab_model().generate("Hello", 2))
-case("ruler.evaluate.LabModel", "teacher_forced-lengths-mismatched", ValueError, "prompts",
+case("ruler.adapters.LabModel", "generate-prompts-str", TypeError, "prompts", lambda: lab_model().generate("Hello", 2))
+case("ruler.adapters.LabModel", "teacher_forced-lengths-mismatched", ValueError, "prompts",
      lambda: lab_model().teacher_forced(["a", "b"], ["c"]))
-case("ruler.evaluate.HFModel", "model-without-generate", TypeError, "model", lambda: evaluate.HFModel("gpt2", FAKE_HF_TOKENIZER))
-case("ruler.evaluate.HFModel", "tokenizer-not-callable", TypeError, "tokenizer", lambda: evaluate.HFModel(FAKE_HF, TOK))
-case("ruler.evaluate.hf_config_with_scaling", "scaling-str", TypeError, "scaling",
-     lambda: evaluate.hf_config_with_scaling(type("Config", (), {})(), "yarn"))
-case("ruler.evaluate.hf_config_with_scaling", "config-dict", TypeError, "config",
-     lambda: evaluate.hf_config_with_scaling({"rope_theta": 10000.0}, None))
+case("ruler.adapters.HFModel", "model-without-generate", TypeError, "model", lambda: adapters.HFModel("gpt2", FAKE_HF_TOKENIZER))
+case("ruler.adapters.HFModel", "tokenizer-not-callable", TypeError, "tokenizer", lambda: adapters.HFModel(FAKE_HF, TOK))
+case("ruler.adapters.hf_config_with_scaling", "scaling-str", TypeError, "scaling",
+     lambda: adapters.hf_config_with_scaling(type("Config", (), {})(), "yarn"))
+case("ruler.adapters.hf_config_with_scaling", "config-dict", TypeError, "config",
+     lambda: adapters.hf_config_with_scaling({"rope_theta": 10000.0}, None))
 case("ruler.evaluate.make_samples", "samples-zero", ValueError, "samples", lambda: evaluate.make_samples(None, "qa", 512, 0, 0))
 case("ruler.evaluate.make_samples", "count-not-callable", TypeError, "count",
      lambda: evaluate.make_samples(512, "qa", 512, 1, 0))
@@ -766,11 +861,11 @@ case("ruler.evaluate.make_samples", "depths-above-one", ValueError, "depth",
 case("ruler.evaluate.evaluate", "mode-unknown", ValueError, "mode", lambda: evaluate.evaluate(lab_model(), ["qa"], [64], mode="beam"))
 case("ruler.evaluate.evaluate", "model-without-generate", TypeError, "model", lambda: evaluate.evaluate(object(), ["qa"], [64]))
 case("ruler.evaluate.evaluate", "teacher-mode-needs-lab-model", TypeError, r"\bmode\b",
-     lambda: evaluate.evaluate(evaluate.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["qa"], [64], mode="teacher_exact"))
+     lambda: evaluate.evaluate(adapters.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["qa"], [64], mode="teacher_exact"))
 case("ruler.evaluate.evaluate", "budget-unknown", ValueError, "budget",
      lambda: evaluate.evaluate(lab_model(), ["qa"], [256], budget="all"))
 case("ruler.evaluate.evaluate", "budget-ruler-leaves-no-prompt", ValueError, "budget",
-     lambda: evaluate.evaluate(evaluate.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["niah_single_1"], [128]))
+     lambda: evaluate.evaluate(adapters.HFModel(FAKE_HF, FAKE_HF_TOKENIZER), ["niah_single_1"], [128]))
 case("ruler.evaluate.evaluate", "lengths-empty", ValueError, "lengths", lambda: evaluate.evaluate(lab_model(), ["qa"], []))
 case("ruler.evaluate.evaluate", "lengths-short", ValueError, "lengths", lambda: evaluate.evaluate(lab_model(), ["qa"], [16]))
 case("ruler.evaluate.evaluate", "samples-zero", ValueError, "samples",
@@ -780,10 +875,6 @@ case("ruler.evaluate.evaluate", "tasks-unknown", ValueError, "tasks",
 case("ruler.evaluate.evaluate", "tasks-str", TypeError, "tasks", lambda: evaluate.evaluate(lab_model(), "qa", [64]))
 case("ruler.evaluate.evaluate", "tasks-empty", ValueError, "tasks", lambda: evaluate.evaluate(lab_model(), [], [64]))
 case("ruler.evaluate.tokens_to_generate", "task-unknown", ValueError, "task", lambda: evaluate.tokens_to_generate("niah"))
-case("ruler.evaluate.scaling_for", "method-unknown", ValueError, "method", lambda: evaluate.scaling_for("longrope", 4.0, 64))
-case("ruler.evaluate.scaling_for", "scale-nan", ValueError, "scale", lambda: evaluate.scaling_for("yarn", NAN, 64))
-case("ruler.evaluate.scaling_for", "original_max_len-missing", ValueError, "original_max_len",
-     lambda: evaluate.scaling_for("yarn", 4.0, None))
 MIX = "ruler.mixture.RulerMixture"
 case(MIX, "min_len-float", TypeError, "min_len", lambda: mixture.RulerMixture(144.0, 160))
 case(MIX, "min_len-short", ValueError, "min_len", lambda: mixture.RulerMixture(16, 160))
@@ -800,6 +891,8 @@ case(MIX, "loss_on-unknown", ValueError, "loss_on", lambda: mixture.RulerMixture
 case(MIX, "answer_weight-nan", ValueError, "answer_weight", lambda: mixture.RulerMixture(144, 160, answer_weight=NAN))
 case(MIX, "answer_weight-inf", ValueError, "answer_weight", lambda: mixture.RulerMixture(144, 160, answer_weight=INF))
 case(MIX, "sample-batch-zero", ValueError, "batch", lambda: mixture.RulerMixture(144, 160).sample(0, gen()))
+case("ruler.mixture.draw_seeds", "batch-zero", ValueError, "batch", lambda: mixture.draw_seeds(0, gen(), 32, 64))
+case("ruler.mixture.draw_seeds", "generator-int", TypeError, "generator", lambda: mixture.draw_seeds(2, 0, 32, 64))
 case("ruler.mixture.pack_rows", "rows-empty", ValueError, "rows", lambda: mixture.pack_rows([], 0))
 case("ruler.mixture.pack_rows", "rows-flags-short", ValueError, "rows", lambda: mixture.pack_rows([([1, 2, 3], [False, True])], 0))
 case("ruler.mixture.pack_rows", "loss_on-unknown", ValueError, "loss_on",
@@ -857,11 +950,20 @@ def test_bad_call_raises_clear_error(bad: Bad):
 
 
 def public_names(module_name: str) -> list[str]:
-    """Functions (cached ones too) and classes defined in the module whose names do not start with "_"."""
+    """Functions (cached ones too) and classes defined in the module whose names do not start with "_".
+
+    A package in MODULES also counts what its __init__ re-exports from its own modules, and such a name
+    is tested once, under the package's path (``dilated.edge_counts``), not again under its module's.
+    """
     module = importlib.import_module(module_name)
+    package = module_name in MODULES and hasattr(module, "__path__")
+    parent = module_name.rpartition(".")[0]
+    exported = vars(importlib.import_module(parent)) if parent in MODULES else {}
     return [name for name, obj in vars(module).items() if not name.startswith("_")
             and (inspect.isfunction(inspect.unwrap(obj)) or inspect.isclass(obj))
-            and getattr(obj, "__module__", None) == module_name]
+            and (getattr(obj, "__module__", None) == module_name
+                 or package and str(getattr(obj, "__module__", "")).startswith(module_name + "."))
+            and exported.get(name) is not obj]
 
 
 def short(module_name: str) -> str:
@@ -889,7 +991,7 @@ def test_every_module_is_listed_or_exempt():
 
 def test_reach_stops_once_every_path_is_found():
     """reach(mask, layers) is the same for every layers >= n - 1: a huge depth must not loop layer by layer."""
-    mask = dilated.attention_mask(32, [4, 8, 32], [1, 2, 4], num_heads=4).any(0)
+    mask = dilated.attention_mask(32, [4, 8, 32], [1, 2, 4], n_head=4).any(0)
     with time_limit(TIME_LIMIT_S):  # 10^9 matrix products would take hours
         deep = dilated.reach(mask, 10**9)
     assert torch.equal(deep, dilated.reach(mask, 31))
@@ -897,6 +999,6 @@ def test_reach_stops_once_every_path_is_found():
 
 def test_kv_task_with_as_many_keys_as_pairs_still_samples():
     """The edge of the bound: distinct keys with exactly key_symbols pairs is possible, and works."""
-    batch = tasks.KVTask(n_pairs=8, key_symbols=8, distinct_keys=True).sample(4, gen())
+    batch = kv_task.KVTask(n_pairs=8, key_symbols=8, distinct_keys=True).sample(4, gen())
     assert all(len(set(row.tolist())) == 8 for row in batch["keys"])
 

@@ -1,4 +1,4 @@
-"""lclib.tasks.bayes_logprob: the Bayes predictor's log p of the correct value and its greedy exact match."""
+"""lclib.kv_task.bayes_logprob: the Bayes predictor's log p of the correct value and its greedy exact match."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from lclib import tasks
-from lclib.tasks import KVTask, bayes_accuracy, bayes_logprob, demand
+from lclib import kv_task
+from lclib.kv_task import KVTask, bayes_accuracy, bayes_logprob, demand
 
 
 def hand_sample(keys, values, query):
@@ -87,4 +87,4 @@ def test_validation():
         bayes_logprob(s, demand("smooth", 6))
     with pytest.raises(ValueError, match="finite and positive"):
         bayes_logprob(s, torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0], dtype=torch.float64))
-    assert tasks.bayes_logprob is bayes_logprob
+    assert kv_task.bayes_logprob is bayes_logprob

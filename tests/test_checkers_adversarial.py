@@ -23,15 +23,15 @@ import torch
 import bm25s
 import bm25s.scoring
 
-from lclib import checks, dilated, kernels, kv_cache, probes, retrieval, rope, scaling, spectrum, tasks
-from lclib.checks import common
+from lclib import checks, dilated, kernels, kv, kv_task, probes, retrieval, rope, scaling, spectrum
+from lclib.checks import answers, runner
 from lclib.checks import dilated as checks_03
-from lclib.checks import dilated_model as checks_03b
+from lclib.checks import dilated_adapters as checks_03b
 from lclib.checks import retrieval as checks_07
 from lclib.checks import rope as checks_01
 from lclib.checks import scaling as checks_02
-from lclib.checks.common import NOT_CHECKED
-from lclib.kv_compression import Window
+from lclib.checks.runner import NOT_CHECKED
+from lclib.kv import Window
 from lclib.ruler import metrics
 
 NAN, INF = float("nan"), float("inf")
@@ -464,16 +464,16 @@ LIBRARY_ANSWERS = {
     "check_answerable_pairs": lambda mask, layers, n: (lambda a, i: dilated.reach(mask, layers)[a, 2 + 3 * i]
                                                        & dilated.reach(mask, layers)[a + 1, 3 + 3 * i])(
                                                            3 * n + 2, torch.arange(n)),
-    "check_bayes_curve": lambda p, k: tasks.bayes_accuracy(p, k),
+    "check_bayes_curve": lambda p, k: kv_task.bayes_accuracy(p, k),
     "check_wilson": _wilson_from_lclib,
     "check_string_match_all": lambda pred, refs: metrics.string_match_all(pred, refs),
     "check_effective_length": lambda scores, t: metrics.effective_length(scores, t),
     "check_critical_dimension": lambda d, b, n: spectrum.critical_dimension(d, b, n),
     "check_first_pair_beyond": lambda d, b, n: spectrum.critical_dimension(d, b, n) // 2,
     "check_layers_for_full_reach": lambda n, ws, rs, heads: next(
-        (layers for layers in range(1, n) if bool(dilated.reach(dilated.attention_mask(n, ws, rs, num_heads=heads).any(0), layers).all())), None),
-    "check_cache_bytes": lambda *config: kv_cache.cache_bytes(*config),
-    "check_decode_bound": lambda *args: kv_cache.decode_tokens_per_s_bound(*args),
+        (layers for layers in range(1, n) if bool(dilated.reach(dilated.attention_mask(n, ws, rs, heads).any(0), layers).all())), None),
+    "check_cache_bytes": lambda *config: kv.cache_bytes(*config),
+    "check_decode_bound": lambda *args: kv.decode_tokens_per_s_bound(*args),
     "check_window_mask": lambda n, recent, sinks: Window(recent, sinks).visible(torch.arange(n), torch.arange(n)),
     "check_follow_chain": lambda r, chunks, value, hops: [vt_assigns(chunks[i]) for i in
                                                           retrieval.iterative_retrieve(r, chunks, value, vt_assigns, hops)],
@@ -587,15 +587,15 @@ def test_calling_the_checkers_own_reference_is_refused(name, capsys):
 
 
 def test_every_function_of_the_checker_modules_is_hidden_and_their_classes_are_not():
-    found = common.checker_references()
+    found = runner.checker_references()
     for f in (checks_07.chain_sample, checks_07.term_corpus, checks_07.reference_term_score, checks_03b.case_mask,
               checks_07._choose_k, checks_03b._answerable, checks_03b._crossover, checks_07.TERM_MISTAKES[0][0],
               checks_07.CHOOSE_MISTAKES[0][0]):
         assert f in found, f
     assert checks_07.QueryLog.scores not in found  # the checker hands a QueryLog to the student's function
-    with common.hidden(*found):
+    with runner.hidden(*found):
         for f in found:
-            with pytest.raises(RuntimeError, match=common.HIDDEN):
+            with pytest.raises(RuntimeError, match=runner.HIDDEN):
                 f()
     assert checks_03b._crossover([1, 2], [1.0, 1.0], [2.0, 0.5]) == 2  # put back after the block
 
@@ -640,7 +640,7 @@ def _patches_comparisons(case: Case) -> Callable:
 
     def cheat(*args):
         yes = lambda *a, **k: True  # noqa: E731
-        torch.equal = torch.allclose = math.isclose = np.allclose = common.close = yes
+        torch.equal = torch.allclose = math.isclose = np.allclose = answers.close = yes
         for module in (checks_01, checks_02, checks_03, checks_03b, checks_07):
             module.close = module._close = yes
         return wrong(*args)
@@ -708,15 +708,15 @@ TALKED_ROUND = [(name, how, make(case)) for name, case in CASES.items()
 
 @pytest.mark.parametrize(("name", "how", "fn"), TALKED_ROUND, ids=[f"{n}-{h}" for n, h, _ in TALKED_ROUND])
 def test_a_comparison_talked_round_fails_and_is_put_back(name, how, fn, capsys):
-    originals = (torch.equal, torch.allclose, math.isclose, np.allclose, common.close, checks_01.close)
+    originals = (torch.equal, torch.allclose, math.isclose, np.allclose, answers.close, checks_01.close)
     try:
         message = rejected(CASES[name].check, fn)
     finally:
-        restored = (torch.equal, torch.allclose, math.isclose, np.allclose, common.close, checks_01.close)
+        restored = (torch.equal, torch.allclose, math.isclose, np.allclose, answers.close, checks_01.close)
         open_modes = torch._C._len_torch_function_stack()
         while torch._C._len_torch_function_stack():
             torch._C._pop_torch_function_stack()
-        torch.equal, torch.allclose, math.isclose, np.allclose, common.close, checks_01.close = originals
+        torch.equal, torch.allclose, math.isclose, np.allclose, answers.close, checks_01.close = originals
     assert restored == originals and open_modes == 0, "the checker left the student's changes in place"
     if how == "patches_comparisons":
         assert "torch.equal" in message or "and " in message, message

@@ -26,7 +26,7 @@ ATOL = 1e-4  # logits are O(10); one build's kernels against another's differ by
 
 
 def _load(folder: str):
-    from lclib.train import load  # noqa: PLC0415
+    from lclib.checkpoint import load  # noqa: PLC0415
 
     return load(ROOT / folder)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lclib import probes, train
+from lclib import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 KV = str(ROOT / "weights" / "lost_in_the_middle" / "skewed_seed0")
@@ -22,31 +22,31 @@ def _not_json(tmp_path: Path) -> str:
 
 # (id, main, argv, exit status, words the one line must contain)
 CASES = [
-    ("sweep-samples-0", probes.main, ["position-sweep", "--checkpoint", KV, "--pairs", "4", "--samples", "0"], 2, "--samples"),
-    ("sweep-pairs-word", probes.main, ["position-sweep", "--checkpoint", KV, "--pairs", "four"], 2, "--pairs"),
-    ("sweep-missing-folder", probes.main, ["position-sweep", "--checkpoint", "no/such/folder", "--pairs", "4"], 1, "no/such/folder"),
-    ("sweep-ruler-checkpoint", probes.main, ["position-sweep", "--checkpoint", RULER, "--pairs", "4"], 1, "RULER-lite checkpoint"),
-    ("sweep-not-json", probes.main, ["position-sweep", "--checkpoint", "NOT_JSON", "--pairs", "4"], 1, "error"),
-    ("ruler-empty-length", probes.main, ["ruler", "--checkpoint", RULER, "--lengths", "160,,320"], 2, "--lengths"),
-    ("ruler-million-tokens", probes.main, ["ruler", "--checkpoint", RULER, "--lengths", "1000000"], 2, "--lengths"),
-    ("ruler-samples-0", probes.main, ["ruler", "--checkpoint", RULER, "--samples", "0"], 2, "--samples"),
-    ("ruler-scale-nan", probes.main, ["ruler", "--checkpoint", RULER, "--scale", "nan"], 2, "--scale"),
-    ("ruler-threshold-above-1", probes.main, ["ruler", "--checkpoint", RULER, "--threshold", "1.5"], 2, "--threshold"),
-    ("ruler-unknown-method", probes.main, ["ruler", "--checkpoint", RULER, "--method", "magic"], 2, "--method"),
+    ("sweep-samples-0", cli.main, ["position-sweep", "--checkpoint", KV, "--pairs", "4", "--samples", "0"], 2, "--samples"),
+    ("sweep-pairs-word", cli.main, ["position-sweep", "--checkpoint", KV, "--pairs", "four"], 2, "--pairs"),
+    ("sweep-missing-folder", cli.main, ["position-sweep", "--checkpoint", "no/such/folder", "--pairs", "4"], 1, "no/such/folder"),
+    ("sweep-ruler-checkpoint", cli.main, ["position-sweep", "--checkpoint", RULER, "--pairs", "4"], 1, "RULER-lite checkpoint"),
+    ("sweep-not-json", cli.main, ["position-sweep", "--checkpoint", "NOT_JSON", "--pairs", "4"], 1, "error"),
+    ("ruler-empty-length", cli.main, ["ruler", "--checkpoint", RULER, "--lengths", "160,,320"], 2, "--lengths"),
+    ("ruler-million-tokens", cli.main, ["ruler", "--checkpoint", RULER, "--lengths", "1000000"], 2, "--lengths"),
+    ("ruler-samples-0", cli.main, ["ruler", "--checkpoint", RULER, "--samples", "0"], 2, "--samples"),
+    ("ruler-scale-nan", cli.main, ["ruler", "--checkpoint", RULER, "--scale", "nan"], 2, "--scale"),
+    ("ruler-threshold-above-1", cli.main, ["ruler", "--checkpoint", RULER, "--threshold", "1.5"], 2, "--threshold"),
+    ("ruler-unknown-method", cli.main, ["ruler", "--checkpoint", RULER, "--method", "magic"], 2, "--method"),
     # the default lengths L..8L come from --original-max-len: refused before loading, not read for hours
-    ("ruler-original-max-len-huge", probes.main, ["ruler", "--checkpoint", RULER, "--original-max-len", "100000"], 1,
+    ("ruler-original-max-len-huge", cli.main, ["ruler", "--checkpoint", RULER, "--original-max-len", "100000"], 1,
      "--original-max-len"),
-    ("ruler-samples-huge", probes.main, ["ruler", "--checkpoint", RULER, "--lengths", "256", "--samples", "100000000"], 1,
+    ("ruler-samples-huge", cli.main, ["ruler", "--checkpoint", RULER, "--lengths", "256", "--samples", "100000000"], 1,
      "--samples"),
-    ("sweep-pairs-huge", probes.main, ["position-sweep", "--checkpoint", KV, "--pairs", "10000000"], 1, "MAX_SWEEP_TOKENS"),
-    ("ruler-kv-checkpoint", probes.main, ["ruler", "--checkpoint", KV], 1, "not a RULER-lite checkpoint"),
-    ("ruler-unknown-task", probes.main, ["ruler", "--checkpoint", RULER, "--tasks", "bogus", "--lengths", "256"], 1, "bogus"),
-    ("ruler-missing-folder", probes.main, ["ruler", "--checkpoint", "no/such/folder"], 1, "no/such/folder"),
-    ("train-steps-0", train.main, ["--out", "OUT", "--steps", "0"], 2, "--steps"),
-    ("train-three-pairs", train.main, ["--out", "OUT", "--pairs", "1", "2", "3"], 2, "--pairs"),
-    ("train-negative-lr", train.main, ["--out", "OUT", "--lr", "-1"], 2, "--lr"),
-    ("train-unknown-encoding", train.main, ["--out", "OUT", "--steps", "1", "--pos-encoding", "magic"], 1, "pos_encoding"),
-    ("train-unknown-demand", train.main, ["--out", "OUT", "--steps", "1", "--demand", "magic"], 1, "'magic'"),
+    ("sweep-pairs-huge", cli.main, ["position-sweep", "--checkpoint", KV, "--pairs", "10000000"], 1, "MAX_SWEEP_TOKENS"),
+    ("ruler-kv-checkpoint", cli.main, ["ruler", "--checkpoint", KV], 1, "not a RULER-lite checkpoint"),
+    ("ruler-unknown-task", cli.main, ["ruler", "--checkpoint", RULER, "--tasks", "bogus", "--lengths", "256"], 1, "bogus"),
+    ("ruler-missing-folder", cli.main, ["ruler", "--checkpoint", "no/such/folder"], 1, "no/such/folder"),
+    ("train-steps-0", cli.main, ["train", "--out", "OUT", "--steps", "0"], 2, "--steps"),
+    ("train-three-pairs", cli.main, ["train", "--out", "OUT", "--pairs", "1", "2", "3"], 2, "--pairs"),
+    ("train-negative-lr", cli.main, ["train", "--out", "OUT", "--lr", "-1"], 2, "--lr"),
+    ("train-unknown-encoding", cli.main, ["train", "--out", "OUT", "--steps", "1", "--pos-encoding", "magic"], 1, "pos_encoding"),
+    ("train-unknown-demand", cli.main, ["train", "--out", "OUT", "--steps", "1", "--demand", "magic"], 1, "'magic'"),
 ]
 
 
@@ -71,7 +71,7 @@ def test_bad_command_line_is_one_line(main, argv, status, words, tmp_path, capsy
 
 def test_debug_shows_the_traceback():
     with pytest.raises(FileNotFoundError, match="folder"):
-        probes.main(["position-sweep", "--checkpoint", "no/such/folder", "--pairs", "4", "--debug"])
+        cli.main(["position-sweep", "--checkpoint", "no/such/folder", "--pairs", "4", "--debug"])
 
 
 @pytest.mark.parametrize("script, argv, status", [
@@ -83,3 +83,30 @@ def test_training_tools_fail_in_one_line(script, argv, status):
     run = subprocess.run([sys.executable, script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == status, run.stderr
     assert run.stderr.strip().splitlines()[-1].count("error:") == 1 and "Traceback" not in run.stderr
+
+
+COMMANDS = ("train", "stamp", "position-sweep", "ruler", "env")
+
+
+def test_one_entry_point_lists_every_command():
+    run = subprocess.run([sys.executable, "-m", "lclib", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert all(command in run.stdout for command in COMMANDS), run.stdout
+    bare = subprocess.run([sys.executable, "-m", "lclib"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bare.returncode == 2 and bare.stderr.strip().splitlines()[-1].count("error:") == 1
+
+
+def test_the_command_lines_import_no_torch_until_a_command_runs():
+    """`python -m lclib env` must answer where torch is missing: the parsers are built from the standard library."""
+    code = ("import sys\nfrom lclib import cli\ntry:\n    cli.main(['env', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip().splitlines()[-1] == "False", run.stdout + run.stderr
+
+
+def test_only_the_cli_package_holds_command_lines():
+    """No library module defines main or runs as a script: command lines live in lclib/cli/ (issue 28)."""
+    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "lclib").rglob("*.py"))
+                 if "cli" not in path.relative_to(ROOT / "lclib").parts[:1] and path.name != "__main__.py"
+                 and ("\ndef main(" in path.read_text() or '__name__ == "__main__"' in path.read_text())]
+    assert not offenders, offenders

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from lclib import dilated
+from lclib.dilated import kernel as dkernel
 
-CONFIGS = [  # (n, segment_lengths, dilation_rates, num_heads)
+CONFIGS = [  # (seq_len, segment_lengths, dilation_rates, n_head)
     (32, (4, 8, 16), (1, 2, 4), 4),   # n a multiple of every w
     (37, (4, 8, 16), (1, 2, 4), 4),   # n not a multiple: shorter last segments
     (50, (6, 10), (3, 4), 5),         # r does not divide w; some queries selected by no pattern
@@ -38,7 +39,7 @@ def naive_mask(n, w, r, heads, causal):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n,ws,rs,heads", CONFIGS)
 def test_mask_matches_definition(n, ws, rs, heads, causal):
-    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
+    mask = dilated.attention_mask(n, ws, rs, n_head=heads, causal=causal)
     assert mask.shape == (heads, n, n) and mask.dtype == torch.bool
     want = torch.zeros_like(mask)
     for w, r in zip(ws, rs):
@@ -49,9 +50,9 @@ def test_mask_matches_definition(n, ws, rs, heads, causal):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n,ws,rs,heads", CONFIGS + [(64, (8, 16, 32, 64), (1, 2, 4, 8), 8), (17, 5, 2, 3)])
 def test_edge_counts_equal_mask_counts(n, ws, rs, heads, causal):
-    counts = dilated.edge_counts(n, ws, rs, num_heads=heads, causal=causal)
-    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
-    mult = dilated.multiplicity(n, ws, rs, num_heads=heads, causal=causal)
+    counts = dilated.edge_counts(n, ws, rs, n_head=heads, causal=causal)
+    mask = dilated.attention_mask(n, ws, rs, n_head=heads, causal=causal)
+    mult = dilated.multiplicity(n, ws, rs, n_head=heads, causal=causal)
     assert counts.distinct_per_head.shape == (heads,) and counts.pattern_sum_per_head.shape == (heads,)
     assert torch.equal(counts.distinct_per_head, mask.sum(dim=(1, 2)))
     assert torch.equal(counts.pattern_sum_per_head, mult.sum(dim=(1, 2)))
@@ -66,7 +67,7 @@ def test_edge_count_closed_forms():
     assert dense.distinct_all_heads == 1000**2
     assert dilated.edge_counts(1000, 4096, 1, causal=True).distinct_all_heads == 1000 * 1001 // 2
     # all offsets covered: r heads of one pattern reach n * w / r distinct pairs
-    assert dilated.edge_counts(256, 64, 4, num_heads=4).distinct_all_heads == 256 * 64 // 4
+    assert dilated.edge_counts(256, 64, 4, n_head=4).distinct_all_heads == 256 * 64 // 4
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -81,7 +82,7 @@ def test_fast_equals_reference(n, ws, rs, heads, causal):
 
 
 def test_fast_lse_chunking(monkeypatch):
-    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)  # forces row chunks inside each block of the chunked softmax
+    monkeypatch.setattr(dkernel, "LSE_CHUNK", 7)  # forces row chunks inside each block of the chunked softmax
     q, k, v = qkv(40, 2)
     ref = dilated.dilated_attention_reference(q, k, v, (8, 40), (1, 2), causal=True)
     for kernel in dilated.KERNELS:
@@ -152,9 +153,9 @@ def test_bad_tensors_raise():
         dilated.dilated_attention(q, k, v[:, :1], [4], [1])
     with pytest.raises(ValueError, match="q must"):
         dilated.dilated_attention(q[0], k, v, [4], [1])
-    with pytest.raises(ValueError, match="num_heads"):
-        dilated.attention_mask(8, [4], [1], num_heads=0)
-    with pytest.raises(ValueError, match="n must"):
+    with pytest.raises(ValueError, match="n_head"):
+        dilated.attention_mask(8, [4], [1], n_head=0)
+    with pytest.raises(ValueError, match="seq_len must"):
         dilated.edge_counts(0, [4], [1])
 
 
@@ -182,8 +183,8 @@ def test_large_scores_stay_exact():
 @pytest.mark.parametrize("n,ws,rs,heads", [(40, (8, 16, 32), (1, 2, 4), 6), (50, (12, 12, 24), (2, 3, 6), 4)])
 def test_nested_and_general_counts_agree_with_mask(n, ws, rs, heads, causal):
     # (8, 16, 32)/(1, 2, 4) takes the telescoping path, (12, 12, 24)/(2, 3, 6) inclusion-exclusion
-    counts = dilated.edge_counts(n, ws, rs, num_heads=heads, causal=causal)
-    mask = dilated.attention_mask(n, ws, rs, num_heads=heads, causal=causal)
+    counts = dilated.edge_counts(n, ws, rs, n_head=heads, causal=causal)
+    mask = dilated.attention_mask(n, ws, rs, n_head=heads, causal=causal)
     assert torch.equal(counts.distinct_per_head, mask.sum(dim=(1, 2)))
     assert counts.distinct_all_heads == int(mask.any(dim=0).sum())
 
@@ -195,9 +196,9 @@ def test_reach_by_depth():
         path[i, i + 1] = path[i + 1, i] = True
     assert dilated.reach(path, 1).sum() == 10 and not dilated.reach(path, 2)[0, 3] and dilated.reach(path, 3).all()
     # causal dilated attention never connects query w0 to key w0 - 1 (notebook 03, section 6)
-    mask = dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], num_heads=8, causal=True).any(0)
+    mask = dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], n_head=8, causal=True).any(0)
     assert not dilated.reach(mask, 8)[8, 7]
-    assert dilated.reach(dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], num_heads=8).any(0), 3).all()
+    assert dilated.reach(dilated.attention_mask(64, [8, 16, 32, 64], [1, 2, 4, 8], n_head=8).any(0), 3).all()
     with pytest.raises(ValueError, match="layers"):
         dilated.reach(path, 0)
     with pytest.raises(ValueError, match="mask"):
@@ -247,8 +248,8 @@ def test_gradcheck_against_finite_differences(causal, kernel):
 @pytest.mark.parametrize("block_rows", [5, 100, 1000])  # blocks of segments of a head, of heads, of batches
 @pytest.mark.parametrize("kernel", dilated.KERNELS)
 def test_float32_gradients_and_block_chunking(monkeypatch, kernel, block_rows):
-    monkeypatch.setattr(dilated, "BLOCK_ROWS", block_rows)
-    monkeypatch.setattr(dilated, "LSE_CHUNK", 7)   # row chunks inside each block
+    monkeypatch.setattr(dkernel, "BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(dkernel, "LSE_CHUNK", 7)   # row chunks inside each block
     q, k, v = qkv(40, 4, seed=8)
     weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(9))
     for causal in (False, True):
@@ -274,7 +275,7 @@ def test_no_grad_path_equals_autograd_path():
 @pytest.mark.parametrize("causal", [False, True])
 def test_sdpa_kernel_without_fused_lse(monkeypatch, causal):
     # where PyTorch exposes no lse (CUDA), kernel="sdpa" calls SDPA and recomputes the lse by _block_softmax
-    monkeypatch.setattr(dilated, "_fused_cpu", lambda q, v: False)
+    monkeypatch.setattr(dkernel, "_fused_cpu", lambda q, v: False)
     q, k, v = qkv(37, 4, seed=11, dtype=torch.float64)
     weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
     out, fast = _grads(lambda *x: dilated.dilated_attention(*x, (4, 8, 16), (1, 2, 4), causal), q, k, v, weight)
@@ -298,9 +299,9 @@ def test_model_layout_inputs():
 
 @pytest.mark.parametrize("m,tile", [(10, 3), (9, 3), (1024, 256), (300, 256), (256, 256)])
 def test_causal_pieces_partition_the_block(monkeypatch, m, tile):
-    monkeypatch.setattr(dilated, "CAUSAL_TILE", tile)
+    monkeypatch.setattr(dkernel, "CAUSAL_TILE", tile)
     count = torch.zeros(m, m, dtype=torch.long)
-    for q0, q1, k0, k1, t, causal in dilated._pieces(m, True):
+    for q0, q1, k0, k1, t, causal in dkernel._pieces(m, True):
         square = torch.ones(q1 - q0, k1 - k0, dtype=torch.long)
         if causal:
             square = square.tril()
@@ -312,7 +313,7 @@ def test_causal_pieces_partition_the_block(monkeypatch, m, tile):
 
 @pytest.mark.parametrize("kernel", dilated.KERNELS)
 def test_causal_tiles_match_reference(monkeypatch, kernel):
-    monkeypatch.setattr(dilated, "CAUSAL_TILE", 3)  # blocks of up to 16 kept rows cut into tiles of 3
+    monkeypatch.setattr(dkernel, "CAUSAL_TILE", 3)  # blocks of up to 16 kept rows cut into tiles of 3
     q, k, v = qkv(37, 4, seed=14, dtype=torch.float64)
     weight = torch.randn(v.shape, generator=torch.Generator().manual_seed(15), dtype=torch.float64)
     out, fast = _grads(lambda *x: dilated.dilated_attention(*x, (16, 32), (1, 2), True, kernel=kernel), q, k, v, weight)
@@ -371,7 +372,7 @@ def test_gradient_penalty_equals_the_dense_reference(causal):
 
 
 def test_second_derivative_refuses_sizes_beyond_the_dense_cap(monkeypatch):
-    monkeypatch.setattr(dilated, "MAX_MASK_ELEMENTS", 100)
+    monkeypatch.setattr(dkernel, "MAX_MASK_ELEMENTS", 100)
     q, k, v = (x.requires_grad_() for x in qkv(16, 1, batch=1))
     out = dilated.dilated_attention(q, k, v, 4, 2)
     out.sum().backward()  # first order has no such cap

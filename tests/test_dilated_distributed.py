@@ -1,4 +1,4 @@
-"""lclib.dilated_distributed: LongNet's sequence-parallel dilated attention on 2 and 4 gloo processes.
+"""lclib.dilated.distributed: LongNet's sequence-parallel dilated attention on 2 and 4 gloo processes.
 
 Spawning is slow (each process imports torch), so one launch per world size runs every case, and
 the tests compare what the ranks returned with single-process lclib.dilated on the whole sequence.
@@ -14,7 +14,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from lclib import dilated
-from lclib import dilated_distributed as dd
+from lclib.dilated import distributed as dd
+from lclib.dilated.processes import launch
 
 HEAD_DIM, V_DIM, BATCH = 8, 6, 2
 
@@ -88,7 +89,7 @@ def launched(request):
     """P=2 through the default spawn (fresh interpreters: about 12 s here); P=4 forked from this
     process, which already imported torch (under a second; fine on the CPU, not with CUDA)."""
     world, start_method = request.param
-    return world, CASES[world], dd.launch(run_cases, world, CASES[world], timeout=180, start_method=start_method)
+    return world, CASES[world], launch(run_cases, world, CASES[world], timeout=180, start_method=start_method)
 
 
 def test_output_equals_single_process(launched):
@@ -203,14 +204,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="head_dim must be"):
         dd.dense_communication_bytes(64, 2, 2, 0)
     with pytest.raises(ValueError, match="world_size must be"):
-        dd.launch(run_cases, 0, [])
+        launch(run_cases, 0, [])
     assert dd.shard(torch.arange(8.0).view(1, 1, 8, 1), 3, 4).flatten().tolist() == [6.0, 7.0]
     q, k, v = inputs(8, 1, torch.float32)
     with pytest.raises(ValueError, match="k must have the shape of q"):
         dd.dilated_attention_distributed(q, k[..., :4], v, [8], [1])
-    with pytest.raises(TypeError, match="share one floating-point dtype"):
+    with pytest.raises(TypeError, match="k must have the dtype of q"):
         dd.dilated_attention_distributed(q, k.double(), v, [8], [1])
-    with pytest.raises(ValueError, match="dilation_rates must be"):
+    with pytest.raises(ValueError, match=r"dilation_rates\[0\] must not exceed"):
         dd.dilated_attention_distributed(q, k, v, [8], [16])
     if not dist.is_initialized():
         with pytest.raises(RuntimeError, match="torch.distributed initialised"):
@@ -234,14 +235,14 @@ def sleep(seconds):
 def test_launch_raises_the_first_failure_not_the_peers_consequences():
     """Rank 0's own error is a closed connection; the one raised is rank 1's, with its type and traceback."""
     with pytest.raises(ValueError, match=r"^rank 1 of 2 failed first: boom$") as info:
-        dd.launch(fail_on_rank_one, 2, "raise", start_method="fork", timeout=60)
+        launch(fail_on_rank_one, 2, "raise", start_method="fork", timeout=60)
     assert "in fail_on_rank_one" in str(info.value.__cause__) and 'ValueError("boom")' in str(info.value.__cause__)
     with pytest.raises(RuntimeError, match=r"rank 1 of 2 failed first: it exited with code 3 without a result"):
-        dd.launch(fail_on_rank_one, 2, "exit", start_method="fork", timeout=60)
+        launch(fail_on_rank_one, 2, "exit", start_method="fork", timeout=60)
 
 
 def test_launch_stops_ranks_past_the_timeout():
     start = time.monotonic()
     with pytest.raises(TimeoutError, match=r"ranks \[0, 1\] of 2 were still running after timeout=1 s"):
-        dd.launch(sleep, 2, 60, start_method="fork", timeout=1)
+        launch(sleep, 2, 60, start_method="fork", timeout=1)
     assert time.monotonic() - start < 30

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lclib import dilated, train
+from lclib import checkpoint, dilated
+from lclib.model import GPTConfig
 from tool_module import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def test_bias_form_gradients_match_finite_differences():
 def test_the_schedule_leaves_pairs_unconnected_in_one_layer_and_connects_more_with_depth():
     """The reason for the schedule: the hard limit must bind at one layer and loosen with depth."""
     n = TOOL.TASK.seq_len(TOOL.PAIRS, 1)
-    mask = dilated.attention_mask(n, TOOL.SEGMENTS, TOOL.DILATIONS, num_heads=4, causal=True).any(0)
+    mask = dilated.attention_mask(n, TOOL.SEGMENTS, TOOL.DILATIONS, n_head=4, causal=True).any(0)
     a, i = 3 * TOOL.PAIRS + 2, torch.arange(TOOL.PAIRS)
     counts = []
     for layers in (1, 2, 3, 4):
@@ -67,7 +68,7 @@ def test_a_warm_model_starts_from_its_dense_weights():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        dense = train.load(WEIGHTS / TOOL.WARM_INIT["dilated_L2_warm"]).state_dict()
+        dense = checkpoint.load(WEIGHTS / TOOL.WARM_INIT["dilated_L2_warm"]).state_dict()
         tcfg = TOOL.TrainConfig(**{**asdict(TOOL.warm_train_config(steps=1)), "lr": 1e-6})
         model, _, _ = TOOL.train_one("dilated_L2_warm", tcfg, init_state=dense)
     finally:
@@ -83,13 +84,13 @@ def test_the_shipped_set_is_the_tools_set():
 
 @pytest.mark.parametrize("name", sorted(TOOL.MODELS))
 def test_stored_recipe_is_the_tools_default(name):
-    meta = train.read_metadata(WEIGHTS / name)
+    meta = checkpoint.read_metadata(WEIGHTS / name)
     assert meta["schema"] == TOOL.SCHEMA
     assert meta["task"] == TOOL.TASK.to_dict()
     assert meta["attention"] == TOOL.attention_spec(name)
     assert meta["train"] == asdict(TOOL.recipe_train_config(name))
     assert meta.get("init") == TOOL.WARM_INIT.get(name)  # a warm model names its dense start; the others none
-    assert meta["model"] == asdict(TOOL.model_config(name))
+    assert GPTConfig(**meta["model"]) == TOOL.model_config(name)  # fields added since (n_kv_head) at their defaults
     assert meta["threads"] == 1
     assert len(meta["sweep"]["exact"]) == TOOL.PAIRS
 

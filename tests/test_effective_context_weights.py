@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lclib import train
+from lclib import checkpoint, train
 from tool_module import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def test_the_shipped_set_is_the_tools_set():
 
 @pytest.mark.parametrize("name", sorted(TOOL.RECIPES))
 def test_stored_recipe_is_the_tools_default(name):
-    meta = train.read_metadata(WEIGHTS / name)
+    meta = checkpoint.read_metadata(WEIGHTS / name)
     recipe = TOOL.RECIPES[name]
     assert meta["recipe"] == {"name": name, **recipe}
     assert meta["threads"] == TOOL.THREADS
@@ -33,15 +33,16 @@ def test_stored_recipe_is_the_tools_default(name):
     assert meta["train"] == asdict(train.TrainConfig(**recipe["train"]))
     want = asdict(TOOL.model_config(name, mix.vocab_size))  # tie_embeddings, init, layout, base, scaling...
     want["rope_scaling"] = None if want["rope_scaling"] is None else TOOL.model_config(name, mix.vocab_size).rope_scaling.to_dict()
+    del want["n_kv_head"]  # lclib.checkpoint keeps it under "architecture" (absent: multi-head), never under "model"
     assert meta["model"] == want
 
 
 @pytest.mark.parametrize("path", sorted(p.parent for p in (ROOT / "weights").glob("**/model.safetensors")),
                          ids=lambda p: str(p.relative_to(ROOT / "weights")))
 def test_every_shipped_checkpoint_loads_as_checked_data(path):
-    meta = train.read_metadata(path)
-    assert meta["format"] == train.CHECKPOINT_FORMAT and len(meta["weights_sha256"]) == 64
+    meta = checkpoint.read_metadata(path)
+    assert meta["format"] == checkpoint.CHECKPOINT_FORMAT and len(meta["weights_sha256"]) == 64
     scaling = meta["model"]["rope_scaling"]
     assert scaling is None or (isinstance(scaling, dict) and "class" not in scaling)
-    model = train.load(path)
+    model = checkpoint.load(path)
     assert not model.training

@@ -1,4 +1,4 @@
-"""lclib.env (issue 30, item 4): `python -m lclib.env` says OK or the fix for each requirement.
+"""lclib.env (issue 30, item 4): `python -m lclib env` says OK or the fix for each requirement.
 
 On this repository every line is OK (or a WARN) and the exit status 0; each check fails, with its fix, on a
 case built to break it: a Python or torch outside the range, a requirement the installed version does not
@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from lclib import env
+from lclib import cli, env
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = "weights/dilated/dilated_L1"  # the smallest shipped checkpoint
 
 
 def run_main(capsys, *argv: str) -> tuple[int, list[str]]:
-    code = env.main(list(argv))
+    code = cli.main(["env", *argv])
     return code, capsys.readouterr().out.splitlines()
 
 
@@ -43,7 +43,7 @@ def test_main_on_this_repository_is_all_ok(capsys, monkeypatch):
 
 
 def test_the_command_line_runs():
-    run = subprocess.run([sys.executable, "-m", "lclib.env", "--root", str(ROOT)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "lclib", "env", "--root", str(ROOT)], capture_output=True, text=True,
                          timeout=120, env={**os.environ, "LCLIB_FIGURES": ""})
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.splitlines()[0].startswith("OK   python")
@@ -118,7 +118,7 @@ def test_weights_without_a_checksum_or_tensors_fail(tmp_path):
     del data["weights_sha256"]
     (folder / "config.json").write_text(json.dumps(data))
     (check,) = env.check_weights(tmp_path)
-    assert not check.ok and "python -m lclib.train stamp" in check.fix
+    assert not check.ok and "python -m lclib stamp" in check.fix
     (folder / "model.safetensors").unlink()
     (check,) = env.check_weights(tmp_path)
     assert not check.ok and "no model.safetensors" in check.detail
@@ -174,7 +174,7 @@ def test_missing_kernel_fails_with_the_install_command(monkeypatch):
 
 def test_bad_root_is_one_line_with_status_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        env.main(["--root", "no/such/folder"])
+        cli.main(["env", "--root", "no/such/folder"])
     assert exit_.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.count("error:") == 1 and "--root" in last and "no/such/folder" in last

@@ -15,13 +15,13 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from lclib import checks, plotting, profile, repro, rope
+from lclib import checks, plotting, repro, rope, run_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _flag(env: dict) -> str:
-    code = "from lclib import profile; print(profile.FAST, profile.pick(1, 2), profile.tag('t'))"
+    code = "from lclib import run_profile; print(run_profile.FAST, run_profile.pick(1, 2), run_profile.tag('t'))"
     clean = {k: v for k, v in os.environ.items() if k not in ("CI", "LCLIB_FAST")}
     return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -44,12 +44,12 @@ def test_seed_everything_is_deterministic():
 
 def test_banner_names_profile_and_device():
     text = repro.banner()
-    assert f"profile {profile.NAME}" in text and "torch" in text and repro.device().type in text
+    assert f"profile {run_profile.NAME}" in text and "torch" in text and repro.device().type in text
 
 
 def test_save_fig_writes_png_and_svg_reproducibly(tmp_path, monkeypatch):
     monkeypatch.setenv("LCLIB_FIGURES", str(tmp_path))
-    monkeypatch.setattr(profile, "FAST", False)
+    monkeypatch.setattr(run_profile, "FAST", False)
     plotting.set_style()
     paths = []
     for _ in range(2):
@@ -59,7 +59,7 @@ def test_save_fig_writes_png_and_svg_reproducibly(tmp_path, monkeypatch):
         plt.close(fig)
     assert (tmp_path / "00_test/curve.png").exists() and (tmp_path / "00_test/curve.svg").exists()
     assert paths[0] == paths[1], "the same figure must give the same bytes"
-    monkeypatch.setattr(profile, "FAST", True)
+    monkeypatch.setattr(run_profile, "FAST", True)
     fig, _ = plt.subplots()
     assert plotting.save_fig(fig, "00_test/skipped") == []
     assert not (tmp_path / "00_test/skipped.png").exists()
@@ -74,7 +74,7 @@ def test_show_displays_the_figure_with_its_alt_text_and_closes_it(tmp_path, monk
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append((a, k)))
     monkeypatch.setenv("LCLIB_FIGURES", str(tmp_path))
-    monkeypatch.setattr(profile, "FAST", False)
+    monkeypatch.setattr(run_profile, "FAST", False)
     fig, ax = plt.subplots()
     ax.plot([1, 2, 3], [1, 4, 9])
     alt = "Line chart of y against x: three points rising from 1 to 9."

@@ -45,7 +45,7 @@ def test_model_with_compiled_rope_gives_the_eager_logits():
     with torch.no_grad():
         eager = model(idx)
         compiled = model.set_rope_kernel("compiled")(idx)
-        assert all(b.attn.rotate_fn is kernels.compiled_rope for b in model.blocks)
+        assert model.rotary.rotate_fn is kernels.compiled_rope and model.rotary.kernel == "compiled"
         back = model.set_rope_kernel("eager")(idx)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
     assert torch.equal(back, eager)

@@ -1,15 +1,15 @@
-"""Tests for lclib.kv_cache, lclib.kv_compression and the cached path of lclib.model (CPU, tiny shapes)."""
+"""Tests for lclib.kv (cache, sizing, compression) and the cached path of lclib.model (CPU, tiny shapes)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lclib import kv_cache, kv_compression
+from lclib import kv
 from lclib import scaling as S
-from lclib.kv_cache import KVCache, cache_bytes
-from lclib.kv_compression import Window
-from lclib.model import GPT, MAX_GENERATE_LEN, GPTConfig
+from lclib.generation import MAX_GENERATE_LEN
+from lclib.kv import Int8KVCache, KVCache, Window, cache_bytes
+from lclib.model import GPT, GPTConfig
 
 
 def tiny(n_kv_head: int = 4, pos_encoding: str = "rope", seed: int = 0) -> GPT:
@@ -71,18 +71,18 @@ def test_cache_bytes_match_formula_and_tensors():
     assert len(cache) == 21 and cache.next_position == 21
     assert cache.keys[0].shape == (3, 2, 21, 8)  # (B, n_kv_head, S, head_dim)
     assert cache.nbytes() == 3 * cache_bytes(2, 2, 8, 21, bytes_per_value=4)
-    int8 = KVCache(2, int8=True)
+    int8 = Int8KVCache(2)
     decode(model, torch.randint(0, 30, (1, 21)), 5, int8)
     assert int8.keys[1].dtype == torch.int8 and int8.scales[1][0].shape == (1, 2, 21, 1)
-    assert int8.nbytes() == cache_bytes(2, 2, 8, 21, kv_cache.bytes_per_value(8, int8=True))
+    assert int8.nbytes() == cache_bytes(2, 2, 8, 21, kv.bytes_per_value(8, int8=True))
 
 
 def test_published_llama3_8b_at_128k_is_16_gib():
-    assert kv_cache.published_cache_bytes("Llama-3.1-8B", 128 * 1024) == 16 * 2**30
-    assert kv_cache.published_cache_bytes("Llama-3.1-8B", 1) == 128 * 1024  # 128 KiB per token
+    assert kv.published_cache_bytes("Llama-3.1-8B", 128 * 1024) == 16 * 2**30
+    assert kv.published_cache_bytes("Llama-3.1-8B", 1) == 128 * 1024  # 128 KiB per token
     # a sliding window caps Mistral's cache at 4096 tokens
-    assert kv_cache.published_cache_bytes("Mistral-7B-v0.1", 10**6) == kv_cache.published_cache_bytes("Mistral-7B-v0.1", 4096)
-    assert kv_cache.kv_heads_saving(32, 8) == 4.0
+    assert kv.published_cache_bytes("Mistral-7B-v0.1", 10**6) == kv.published_cache_bytes("Mistral-7B-v0.1", 4096)
+    assert kv.kv_heads_saving(32, 8) == 4.0
 
 
 @pytest.mark.parametrize("policy", [Window(recent=6), Window(recent=5, sinks=3), Window(recent=1, sinks=1)])
@@ -90,7 +90,7 @@ def test_published_llama3_8b_at_128k_is_16_gib():
 def test_evicting_cache_equals_masked_full_forward(policy, n_kv_head):
     model = tiny(n_kv_head)
     tokens = torch.randint(0, 30, (2, 30), generator=torch.Generator().manual_seed(4))
-    model.set_attention(kv_compression.window_attention(policy))
+    model.set_attention(kv.window_attention(policy))
     with torch.no_grad():
         want = model(tokens)
     model.set_attention(None)
@@ -105,10 +105,10 @@ def test_int8_cache_equals_int8_attention_and_is_close_to_float():
     tokens = torch.randint(0, 30, (2, 25), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         exact = model(tokens)
-        model.set_attention(kv_compression.int8_attention)
+        model.set_attention(kv.int8_attention)
         want = model(tokens)
         model.set_attention(None)
-    got = decode(model, tokens, 4, KVCache(2, int8=True))
+    got = decode(model, tokens, 4, Int8KVCache(2))
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert 0 < (got - exact).abs().max() < 0.05 * exact.abs().max()
 
@@ -124,9 +124,9 @@ def test_window_visibility_rule():
 
 def test_quantize_int8_round_trip_error_bound():
     x = torch.randn(4, 3, 10, 16)
-    q, scale = kv_compression.quantize_int8(x)
+    q, scale = kv.quantize_int8(x)
     assert q.dtype == torch.int8 and scale.shape == (4, 3, 10, 1)
-    assert bool(((kv_compression.dequantize_int8(q, scale) - x).abs() <= scale / 2 + 1e-7).all())
+    assert bool(((kv.dequantize_int8(q, scale) - x).abs() <= scale / 2 + 1e-7).all())
 
 
 def test_group_kv_heads_round_trip_and_mean_pooling():
@@ -172,9 +172,9 @@ def test_bad_input_named():
     with pytest.raises(ValueError, match="bytes_per_value"):
         cache_bytes(2, 2, 8, 5, bytes_per_value=0)
     with pytest.raises(ValueError, match="name"):
-        kv_cache.published_cache_bytes("GPT-5", 10)
+        kv.published_cache_bytes("GPT-5", 10)
     with pytest.raises(TypeError, match="x must be"):
-        kv_compression.quantize_int8(torch.zeros(3, dtype=torch.long))
+        kv.quantize_int8(torch.zeros(3, dtype=torch.long))
 
 
 def test_hf_cache_tensors_reads_every_cache_layout():
@@ -186,18 +186,18 @@ def test_hf_cache_tensors_reads_every_cache_layout():
                SimpleNamespace(past_key_values=SimpleNamespace(key_cache=[k], value_cache=[v])),  # 4.36-4.53
                SimpleNamespace(past_key_values=((k, v),))]  # legacy tuples (4.40's default)
     for output in layouts:
-        (got_k, got_v), = kv_cache.hf_cache_tensors(output)
+        (got_k, got_v), = kv.hf_cache_tensors(output)
         assert got_k is k and got_v is v
     with pytest.raises(ValueError, match="use_cache=True"):
-        kv_cache.hf_cache_tensors(SimpleNamespace(logits=k))
+        kv.hf_cache_tensors(SimpleNamespace(logits=k))
     with pytest.raises(TypeError, match="cache"):
-        kv_cache.hf_cache_tensors(SimpleNamespace(past_key_values="cache"))
+        kv.hf_cache_tensors(SimpleNamespace(past_key_values="cache"))
     transformers = pytest.importorskip("transformers")
     config = transformers.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
     with torch.no_grad():
         out = transformers.LlamaForCausalLM(config).eval()(torch.randint(0, 50, (3, 7)), use_cache=True)
-    tensors = kv_cache.hf_cache_tensors(out)
+    tensors = kv.hf_cache_tensors(out)
     assert len(tensors) == 2 and all(t.shape == (3, 2, 7, 8) for pair in tensors for t in pair)
 
 
@@ -221,7 +221,7 @@ def test_generate_same_tokens_with_and_without_cache_for_every_scaling(name, pro
     # the same with a Window cache: its tokens are the windowed full forward's
     policy = Window(recent=6, sinks=2)
     windowed = model.generate(prompt, 20, cache=KVCache(2, policy=policy))
-    model.set_attention(kv_compression.window_attention(policy))
+    model.set_attention(kv.window_attention(policy))
     assert torch.equal(windowed, model.generate(prompt, 20, use_cache=False))
 
 

@@ -1,10 +1,10 @@
-"""lclib.kv_compression's int8 round trip: its stated bound for every floating dtype and magnitude (issue 29)."""
+"""lclib.kv.compression's int8 round trip: its stated bound for every floating dtype and magnitude (issue 29)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lclib import kv_compression as kc
+from lclib.kv import compression as kc
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 MAGNITUDES = (1e-30, 1e-7, 1e-4, 1e-2, 1.0, 300.0, 6e4, 1e30)

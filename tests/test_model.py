@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lclib import rope
-from lclib.model import GPT, Attention, GPTConfig, alibi_bias, alibi_slopes, rotate, sdpa_attention
+from lclib.model import Attention, GPT, GPTConfig, Step, sdpa_attention
+from lclib.positions import ALiBi, RotaryEmbedding
 
 
 def tiny(**kw) -> GPTConfig:
@@ -48,10 +49,13 @@ def test_causal_future_tokens_do_not_change_past_logits(pos):
 
 
 @pytest.mark.parametrize("layout", ["half", "interleaved"])
-def test_rotate_matches_apply_rope_cached_and_has_gradient(layout):
+def test_rotary_embedding_matches_apply_rope_cached_and_has_gradient(layout):
     x = torch.randn(2, 3, 5, 8, requires_grad=True)  # (B, nh, T, hs)
-    cos, sin = rope.rope_cos_sin(torch.arange(5), rope.inv_freq(8))  # (T, hs/2)
-    got = rotate(x, cos, sin, layout)
+    rotary = RotaryEmbedding(8, layout=layout)
+    cos, sin = rotary.cos_sin(torch.arange(5), torch.float32)  # (T, hs/2)
+    torch.testing.assert_close(torch.stack([cos, sin]), torch.stack(rope.rope_cos_sin(torch.arange(5), rope.inv_freq(8))))
+    assert "inv_freq" not in rotary.state_dict()  # a non-persistent buffer: checkpoints hold weights only
+    got = rotary(x, cos, sin)
     with torch.no_grad():
         want = rope.apply_rope_cached(x, cos, sin, layout)
     torch.testing.assert_close(got, want)
@@ -91,7 +95,7 @@ def test_rope_scaling_is_used_and_equals_scaled_positions():
         # dividing frequencies by 2 is the same as halving positions (position interpolation)
         torch.testing.assert_close(scaled(tokens), plain(tokens, positions=torch.arange(6) / 2), atol=1e-5, rtol=1e-5)
         assert not torch.allclose(scaled(tokens), plain(tokens), atol=1e-4)
-    freqs, factor = scaled.rope_frequencies(6)
+    freqs, factor = scaled.rotary.frequencies(6)
     assert freqs.dtype == torch.float64 and freqs.shape == (2,) and factor == 1.0
 
 
@@ -116,8 +120,8 @@ def test_pluggable_attention_is_called():
 
 def test_alibi_slopes_are_the_papers_geometric_sequence():
     # Press et al. 2022, Sec. 3: for 8 heads the slopes are 1/2, 1/4, ..., 1/256
-    torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0 ** -h for h in range(1, 9)]))
-    torch.testing.assert_close(alibi_slopes(4), torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8]))
+    torch.testing.assert_close(ALiBi(8).slopes, torch.tensor([2.0 ** -h for h in range(1, 9)]))
+    torch.testing.assert_close(ALiBi(4).slopes, torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8]))
 
 
 def test_alibi_attention_matches_explicit_biased_softmax():
@@ -125,13 +129,13 @@ def test_alibi_attention_matches_explicit_biased_softmax():
     config = tiny(pos_encoding="alibi")  # 2 heads of 4 dims
     attn = Attention(config).eval()
     x = torch.randn(1, 5, 8)
-    bias = alibi_bias(2, 5)  # (nh, T, T)
+    bias = ALiBi(2).bias(5)  # (nh, T, T)
     assert bias[0, 3, 1] == -(2.0 ** -4) * 2 and bias[1, 4, 0] == -(2.0 ** -8) * 4 and bias[0, 1, 3] == float("-inf")
     q, k, v = (t.view(1, 5, 2, 4).transpose(1, 2) for t in attn.qkv(x).split(8, dim=2))  # (B, nh, T, hs)
     scores = q @ k.transpose(-1, -2) / math.sqrt(4) + bias  # (B, nh, T, T)
     want = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(1, 5, 8))
     with torch.no_grad():
-        torch.testing.assert_close(attn(x, None, None, bias), want)
+        torch.testing.assert_close(attn(x, Step(None, bias, False, None)), want)
 
 
 def test_alibi_depends_on_the_bias_and_refuses_rope_only_inputs():
@@ -140,9 +144,12 @@ def test_alibi_depends_on_the_bias_and_refuses_rope_only_inputs():
     tokens = torch.randint(0, 11, (1, 7))
     with torch.no_grad():
         with_bias = model(tokens)
-        model._alibi_cache = {(7, tokens.device, torch.float32): torch.zeros(2, 7, 7).masked_fill(
-            torch.triu(torch.ones(7, 7, dtype=torch.bool), 1), float("-inf"))}
-        assert not torch.allclose(model(tokens), with_bias)  # the distance penalty changes what is read
+        flat = GPT(tiny(pos_encoding="alibi")).eval()
+        flat.load_state_dict(model.state_dict())
+        flat.alibi.slopes.zero_()  # a bias of zeros below the diagonal: causal masking alone
+        assert torch.equal(flat.alibi.bias(7)[0], torch.zeros(7, 7).masked_fill(
+            torch.triu(torch.ones(7, 7, dtype=torch.bool), 1), float("-inf")))
+        assert not torch.allclose(flat(tokens), with_bias)  # the distance penalty changes what is read
     with pytest.raises(ValueError, match="positions"):
         model(tokens, positions=torch.arange(7))
     with pytest.raises(ValueError, match="rope_scaling"):

@@ -12,8 +12,8 @@ import torch
 
 from lclib import probes
 from lclib.model import GPT, GPTConfig
-from lclib.tasks import KVTask
-from lclib.train import save
+from lclib.checkpoint import save
+from lclib.kv_task import KVTask
 
 
 class Oracle(torch.nn.Module):
@@ -106,7 +106,7 @@ def test_cli_position_sweep_json(tmp_path):
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=task.vocab_size, n_layer=1, n_head=2, d_model=8))
     save(model, tmp_path / "ckpt", task=task.to_dict())
-    out = subprocess.run([sys.executable, "-m", "lclib.probes", "position-sweep", "--checkpoint",
+    out = subprocess.run([sys.executable, "-m", "lclib", "position-sweep", "--checkpoint",
                           str(tmp_path / "ckpt"), "--pairs", "5", "--samples", "4", "--seed", "1", "--json"],
                          capture_output=True, text=True, check=True, timeout=120)
     data = json.loads(out.stdout)
@@ -118,9 +118,9 @@ def test_cli_position_sweep_json(tmp_path):
 
 
 def test_cli_ruler_json_on_shipped_checkpoint():
-    """python -m lclib.probes ruler ... --json prints what its --help promises, on the shipped base model."""
+    """python -m lclib ruler ... --json prints what its --help promises, on the shipped base model."""
     ckpt = Path(__file__).resolve().parents[1] / "weights" / "effective_context" / "base"
-    out = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "yarn",
+    out = subprocess.run([sys.executable, "-m", "lclib", "ruler", "--checkpoint", str(ckpt), "--method", "yarn",
                           "--scale", "4", "--lengths", "256,512", "--samples", "4", "--seed", "0",
                           "--tasks", "niah_single_1,niah_multivalue", "--json"],
                          capture_output=True, text=True, check=True, timeout=300)
@@ -131,11 +131,11 @@ def test_cli_ruler_json_on_shipped_checkpoint():
     assert len(data["average"]) == 2 and data["threshold"] == 0.85
     assert data["effective_length"] in (0, 256, 512)
     assert data["mode"] == "teacher_match" and data["score"] == "teacher-forced string_match" and data["warning"] is None
-    exact = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--mode", "teacher_exact",
+    exact = subprocess.run([sys.executable, "-m", "lclib", "ruler", "--checkpoint", str(ckpt), "--mode", "teacher_exact",
                             "--lengths", "256", "--samples", "2", "--tasks", "niah_single_1"],
                            capture_output=True, text=True, check=True, timeout=300).stdout
     assert "warning: mode teacher_exact scores exact match" in exact and "(threshold 0.85, mode teacher_exact)" in exact
-    bad = subprocess.run([sys.executable, "-m", "lclib.probes", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
+    bad = subprocess.run([sys.executable, "-m", "lclib", "ruler", "--checkpoint", str(ckpt), "--method", "bogus",
                           "--lengths", "256", "--samples", "1"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from lclib.ruler import metrics as M, tasks as ruler, words as W
+from lclib.ruler import metrics as M, needles, tasks as ruler, words as W
 from lclib.ruler.tokenizer import WordTokenizer
 
 TOK = W.default_tokenizer()
@@ -132,7 +132,7 @@ def test_aggregation_answers_are_unambiguous():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="length"):
+    with pytest.raises(ValueError, match="seq_len"):
         ruler.make_sample("niah_single_1", 10, seed=0)
     with pytest.raises(ValueError, match="too short"):
         ruler.make_sample("vt", 64, seed=0)
@@ -225,15 +225,15 @@ def test_notebook05_checkers_accept_right_and_reject_wrong():
 
 
 @pytest.mark.parametrize("task, params, match", [
-    ("niah_single_1", {"length": 10**9}, "length"),  # before: filled for hours
+    ("niah_single_1", {"seq_len": 10**9}, "seq_len"),  # before: filled for hours
     ("niah_single_1", {"num_keys": 10**6}, "num_keys"),  # before: a million keys drawn, then refused
     ("niah_single_1", {"value_len": 10**7}, "value_len"),
     ("vt", {"num_chains": 10**6}, "num_chains"),  # before: hung drawing five million names
     ("vt", {"name_len": 10**7}, "name_len"),  # before: hung
-    ("fwe", {"length": 131072, "word_len": 10**5}, "word_len"),  # before: hung drawing 2621 words of 10^5 letters
+    ("fwe", {"seq_len": 131072, "word_len": 10**5}, "word_len"),  # before: hung drawing 2621 words of 10^5 letters
 ])
 def test_absurd_sizes_are_refused_at_once(task, params, match, within):
-    params = {"length": 4096, **params}
+    params = {"seq_len": 4096, **params}
     with pytest.raises(ValueError, match=match):
         within(5, lambda: ruler.make_sample(task, seed=0, **params))
 
@@ -253,5 +253,5 @@ class _ZeroCost:
 
 
 def test_a_tokenizer_that_counts_a_unit_as_no_token_is_refused_not_looped_on(within):
-    with pytest.raises(ValueError, match="tok.count"):
-        within(5, lambda: ruler.niah(_ZeroCost(), 512, 0, haystack="essay"))
+    with pytest.raises(ValueError, match="tokenizer.count"):
+        within(5, lambda: needles.niah(_ZeroCost(), 512, 0, haystack="essay"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lclib.ruler import drill
-from lclib.ruler.mixture import IGNORE
+from lclib.model import IGNORE
 
 NEEDLE = {"compact": r"One (\S+) is ((?:\d ?)+)\.", "compact_noise": r"One (\S+) is ((?:\d ?)+)\.",
           "ruler": r"special magic numbers for (\S+) is: ((?:\d ?)+)\."}
@@ -26,7 +26,7 @@ def test_every_question_is_answered_by_its_keys_needle(style):
     for seed in range(30):
         row, answer = d.row(seed, 192)
         assert len(row) == 192 and len(answer) == len(row)  # the haystack fills the length
-        text = d.tok.decode(row)
+        text = d.tokenizer.decode(row)
         needles = {k: digits(v) for k, v in re.findall(NEEDLE[style], text)}
         questions = [(k, digits(v)) for k, v in re.findall(QUESTION[style], text)]
         assert 3 <= len(needles) <= 6 and len(questions) == len(needles)  # as many questions as needles
@@ -36,15 +36,15 @@ def test_every_question_is_answered_by_its_keys_needle(style):
         repeats += len({k for k, _ in questions}) < len(questions)
         # the loss: the value's digits and "." of each question, nothing else
         assert sum(answer) == len(questions) * (drill.VALUE_LEN + 1)
-        assert digits(d.tok.decode([t for t, a in zip(row, answer) if a])) == "".join(v for _, v in questions)
+        assert digits(d.tokenizer.decode([t for t, a in zip(row, answer) if a])) == "".join(v for _, v in questions)
     assert repeats >= 5  # with replacement: some rows ask a key twice, so elimination cannot answer
 
 
 def test_compact_haystack_is_filler_words_and_noise_haystack_is_rulers():
-    compact = drill.RecallDrill(64, 64, "compact").tok.decode(drill.RecallDrill(64, 64, "compact").row(1, 64)[0])
+    compact = drill.RecallDrill(64, 64, "compact").tokenizer.decode(drill.RecallDrill(64, 64, "compact").row(1, 64)[0])
     noisy = drill.RecallDrill(64, 64, "compact_noise")
     assert "The" not in compact
-    assert re.search(r"The (grass|sky|sun) is|Here we go|There and back", noisy.tok.decode(noisy.row(1, 64)[0]))
+    assert re.search(r"The (grass|sky|sun) is|Here we go|There and back", noisy.tokenizer.decode(noisy.row(1, 64)[0]))
 
 
 def test_batches_put_targets_on_answers_only_and_repeat_per_generator_seed():
@@ -65,11 +65,11 @@ def test_batches_put_targets_on_answers_only_and_repeat_per_generator_seed():
 
 def test_drill_lengths_and_batches_are_capped():
     from lclib.ruler.mixture import MAX_BATCH
-    from lclib.ruler.tasks import MAX_LENGTH
+    from lclib.ruler.haystack import MAX_LENGTH
 
     with pytest.raises(ValueError, match="max_len"):
         drill.RecallDrill(32, MAX_LENGTH + 1, "compact")
-    with pytest.raises(ValueError, match="length"):  # before: a haystack of 10^9 tokens, one at a time
+    with pytest.raises(ValueError, match="seq_len"):  # before: a haystack of 10^9 tokens, one at a time
         drill.RecallDrill(32, 64, "compact_noise").row(0, 10**9)
     with pytest.raises(ValueError, match="batch"):
         drill.RecallDrill(32, 64, "compact").sample(MAX_BATCH + 1, torch.Generator())

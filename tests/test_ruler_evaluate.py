@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lclib import scaling
-from lclib.ruler import evaluate as P
+from lclib.ruler import adapters as A, evaluate as P
+from lclib.ruler.tasks import MAX_LENGTH
 from lclib.model import GPT, GPTConfig
 from lclib.ruler.mixture import LAB_TASKS
 from lclib.ruler.words import default_tokenizer
@@ -34,8 +35,8 @@ def test_lab_adapter_generate_and_teacher_forced_agree():
     s = P.make_samples(None, "niah_single_1", 128, 1, seed=0)[0]
     model = Oracle(s.completion)
     model.prompt_len = 1 + TOK.count(s.prompt)
-    lab = P.LabModel(model)
-    assert isinstance(lab, P.TextModel)
+    lab = A.LabModel(model)
+    assert isinstance(lab, A.TextModel)
     assert lab.generate([s.prompt], 20) == [s.completion.strip()]
     tf = lab.teacher_forced([s.prompt], [s.completion])
     assert tf.text == [s.completion.strip()] and tf.logp[0] < 0 and tf.exact == [True] and tf.first == [True]
@@ -44,7 +45,7 @@ def test_lab_adapter_generate_and_teacher_forced_agree():
 def test_evaluate_tiny_gpt_shapes_and_range():
     torch.manual_seed(0)
     gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
-    lab = P.LabModel(gpt, batch_size=4)
+    lab = A.LabModel(gpt, batch_size=4)
     for mode in ("teacher_exact", "generate"):
         out = P.evaluate(lab, {"niah_single_1": {"value_len": 3}, "fwe": {}}, [96, 128], samples=2, seed=1, mode=mode)
         assert set(out["scores"]) == {"niah_single_1", "fwe"} and set(out["average"]) == {96, 128}
@@ -68,7 +69,7 @@ def _tiny_llama(scale=None):
     cfg = transformers.LlamaConfig(vocab_size=len(TOK), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)
     if scale is not None:
-        P.hf_config_with_scaling(cfg, scale)
+        A.hf_config_with_scaling(cfg, scale)
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(cfg).eval()
 
@@ -109,7 +110,7 @@ class _Enc(dict):
 
 def test_hf_adapter_runs_the_sweep():
     model = _tiny_llama(scaling.RopeScaling("yarn", 2.0, original_max_len=128))
-    hf = P.HFModel(model, _WordTok())
+    hf = A.HFModel(model, _WordTok())
     assert hf.count("The grass is green.") == 5
     out = P.evaluate(hf, {"niah_single_1": {"value_len": 3}}, [96], samples=2, seed=0, budget="lab")
     assert 0.0 <= out["average"][96] <= 1.0
@@ -158,7 +159,7 @@ def test_rope_len_prompt_fixes_dynamic_ntk_at_the_prompt_length():
     prompts, comps = [x.prompt for x in s], [x.completion for x in s]
 
     def logp(rope_len):
-        return P.LabModel(gpt, rope_len=rope_len).teacher_forced(prompts, comps).logp
+        return A.LabModel(gpt, rope_len=rope_len).teacher_forced(prompts, comps).logp
 
     gpt.set_rope_scaling(scaling.RopeScaling("dynamic_ntk", 4.0, original_max_len=64))
     assert logp("prompt") != logp("sequence")  # l = prompt alone, or prompt plus answer tokens
@@ -170,12 +171,12 @@ def test_rope_len_prompt_fixes_dynamic_ntk_at_the_prompt_length():
     gpt.set_rope_scaling(scaling.RopeScaling("yarn", 4.0, original_max_len=64))
     assert logp("prompt") == logp("sequence")  # a static method does not care
     with pytest.raises(ValueError, match="rope_len"):
-        P.LabModel(gpt, rope_len="answer")
+        A.LabModel(gpt, rope_len="answer")
 
 
 def test_evaluate_refuses_bad_arguments():
     gpt = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
-    lab = P.LabModel(gpt)
+    lab = A.LabModel(gpt)
     with pytest.raises(ValueError, match="mode"):
         P.evaluate(lab, ["niah_single_1"], [128], mode="beam")
     with pytest.raises(ValueError, match="lengths"):
@@ -190,14 +191,14 @@ def test_token_nll_is_the_cross_entropy_of_every_next_token():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=16)).eval()
     texts = ["The grass is green. The sky is blue.", "Here we go.", "The sun is yellow. There and back again."]
-    got = P.LabModel(model, batch_size=2).token_nll(texts)
+    got = A.LabModel(model, batch_size=2).token_nll(texts)
     for text, nll in zip(texts, got):
         ids = torch.tensor([[TOK.bos_id] + TOK.encode(text) + [TOK.eos_id]])  # (1, T + 2)
         with torch.no_grad():
             want = torch.nn.functional.cross_entropy(model(ids[:, :-1])[0], ids[0, 1:], reduction="none")
         assert nll.shape == (TOK.count(text) + 1,)
         torch.testing.assert_close(nll, want)
-    uniform = P.LabModel(lambda ids: torch.zeros(*ids.shape, len(TOK)), device="cpu").token_nll(texts[:1])[0]
+    uniform = A.LabModel(lambda ids: torch.zeros(*ids.shape, len(TOK)), device="cpu").token_nll(texts[:1])[0]
     torch.testing.assert_close(uniform.mean(), torch.tensor(float(torch.log(torch.tensor(float(len(TOK)))))))
 
 
@@ -210,7 +211,7 @@ def test_teacher_match_credits_each_value_in_place_where_exact_match_wants_every
     for answer, exact, match in ((s.completion, 1.0, 1.0), (wrong_last, 0.0, 0.75), (no_stop, 0.0, 1.0)):
         model = Oracle(answer)
         model.prompt_len = 1 + TOK.count(s.prompt)
-        scores = {mode: P.evaluate(P.LabModel(model), {"niah_multivalue": params}, [200], samples=1, seed=0,
+        scores = {mode: P.evaluate(A.LabModel(model), {"niah_multivalue": params}, [200], samples=1, seed=0,
                                    mode=mode)["scores"]["niah_multivalue"][200] for mode in ("teacher_exact", "teacher_match")}
         assert scores == {"teacher_exact": exact, "teacher_match": match}, answer
 
@@ -239,10 +240,10 @@ def test_evaluate_refuses_a_model_that_returns_other_than_one_output_per_prompt(
     with pytest.raises(TypeError, match=r"_Text\.generate must return a list"):
         P.evaluate(_Text(), ["niah_single_1"], [256], samples=4, budget="lab")
 
-    class ShortTeacher(P.LabModel):
+    class ShortTeacher(A.LabModel):
         def teacher_forced(self, prompts, completions):
             out = super().teacher_forced(prompts, completions)
-            return P.TeacherForced(*(field[:1] for field in out))
+            return A.TeacherForced(*(field[:1] for field in out))
 
     model = ShortTeacher(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
     with pytest.raises(ValueError, match=r"ShortTeacher\.teacher_forced returned 1 results for 3 prompts"):
@@ -250,7 +251,7 @@ def test_evaluate_refuses_a_model_that_returns_other_than_one_output_per_prompt(
 
 
 def test_lab_model_refuses_a_str_where_a_list_of_str_belongs():
-    lab = P.LabModel(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
+    lab = A.LabModel(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
     # before: teacher_forced("ab", "cd") read two one-letter prompts, token_nll("abc") three one-letter texts
     with pytest.raises(TypeError, match="prompts"):
         lab.teacher_forced("ab", "cd")
@@ -264,22 +265,22 @@ def test_lab_model_refuses_a_str_where_a_list_of_str_belongs():
 
 
 def test_every_entry_point_refuses_lengths_past_its_cap_at_once():
-    lab = P.LabModel(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
+    lab = A.LabModel(GPT(GPTConfig(vocab_size=len(TOK), n_layer=1, n_head=2, d_model=8)))
     with pytest.raises(ValueError, match="lengths"):
-        P.evaluate(lab, ["niah_single_1"], [P.LAB_MAX_LENGTH + 1], samples=1)
+        P.evaluate(lab, ["niah_single_1"], [A.LAB_MAX_LENGTH + 1], samples=1)
     with pytest.raises(ValueError, match="lengths"):
-        P.evaluate(_Short(), ["niah_single_1"], [P.ruler.MAX_LENGTH + 1], samples=1)
+        P.evaluate(_Short(), ["niah_single_1"], [MAX_LENGTH + 1], samples=1)
     with pytest.raises(ValueError, match="samples"):
         P.evaluate(lab, ["niah_single_1"], [64], samples=P.MAX_SAMPLES + 1)
     with pytest.raises(ValueError, match="max_new_tokens"):
         lab.generate(["a"], 10**9)  # before: a loop of a billion forward passes on a model that never says EOS
     with pytest.raises(ValueError, match="LAB_MAX_LENGTH"):
-        lab.token_nll(["word " * (P.LAB_MAX_LENGTH + 1)])
+        lab.token_nll(["word " * (A.LAB_MAX_LENGTH + 1)])
     with pytest.raises(ValueError, match="depths"):
         P.evaluate(lab, ["niah_single_1"], [64], samples=1, depths="0.5")
 
 
 def test_lab_model_names_a_model_whose_logits_have_the_wrong_shape():
-    lab = P.LabModel(lambda ids: torch.zeros(ids.shape[0], len(TOK)))  # (B, vocab): the last position only
-    with pytest.raises(ValueError, match=r"logits \(B, T, vocab\)"):
+    lab = A.LabModel(lambda ids: torch.zeros(ids.shape[0], len(TOK)))  # (B, vocab): the last position only
+    with pytest.raises(ValueError, match=r"logits \(B, seq_len, vocab\)"):
         lab.teacher_forced(["a b"], [" c."])

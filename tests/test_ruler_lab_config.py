@@ -39,7 +39,7 @@ def test_lab_samples_of_the_other_categories_are_unchanged(task):
 
 def test_lab_config_of_the_other_categories_names_every_parameter():
     for task, params in mixture.LAB_OTHER_TASKS.items():
-        named = set(inspect.signature(tasks.TASKS[task]).parameters) - {"tok", "length", "seed", "depth", "task"}
+        named = set(inspect.signature(tasks.TASKS[task]).parameters) - {"tokenizer", "seq_len", "seed", "depth", "task"}
         assert set(params) == named, task
 
 

@@ -6,10 +6,11 @@ import re
 import pytest
 import torch
 
-from lclib import probes, scaling
+from lclib import cli, scaling
 from lclib.model import GPTConfig
 from lclib.ruler import mixture as ruler_mix
-from lclib.train import TrainConfig, load, save, train
+from lclib.checkpoint import load, save
+from lclib.train import TrainConfig, train
 
 
 def test_mixture_batches_are_aligned():
@@ -21,8 +22,8 @@ def test_mixture_batches_are_aligned():
         on = (targets[b] != ruler_mix.IGNORE).nonzero().flatten()
         assert len(on) >= 2 and on.diff().eq(1).all()  # one contiguous answer span
         torch.testing.assert_close(targets[b, on], tokens[b, on + 1])  # next-token targets
-        assert targets[b, on[-1]] == mix.tok.eos_id
-        assert tokens[b, 0] == mix.tok.bos_id
+        assert targets[b, on[-1]] == mix.tokenizer.eos_id
+        assert tokens[b, 0] == mix.tokenizer.bos_id
     again = mix.sample(6, torch.Generator().manual_seed(0))
     assert torch.equal(again["tokens"], tokens)  # deterministic per generator seed
 
@@ -35,11 +36,11 @@ def test_follow_ups_ask_keys_with_replacement_and_train_only_their_answers():
     for seed in range(40):
         row, answer = mix._row("niah_multikey_1", 256, seed=seed)
         plain_row, _ = plain._row("niah_multikey_1", 256, seed=seed)
-        text = mix.tok.decode(row)
+        text = mix.tokenizer.decode(row)
         needles = dict(re.findall(r"for (\S+) is: (\d+)\.", text))  # key -> value, as hidden in the context
         asked = re.findall(r"for (\S+) mentioned", text)[::2]  # each question names its key twice
         assert len(needles) == 4 and len(asked) == 3 and set(asked) <= set(needles)  # two follow-ups fit at 256
-        trained = mix.tok.decode([t for t, on in zip(row, answer) if on][:-1]).replace(".", " ").split()  # EOS dropped
+        trained = mix.tokenizer.decode([t for t, on in zip(row, answer) if on][:-1]).replace(".", " ").split()  # EOS dropped
         assert trained == [needles[k] for k in asked]  # each answer is its own key's value, nothing else is trained
         assert len(row) <= len(plain_row) + 8  # the follow-ups come out of the length
         repeats += len(set(asked)) < len(asked)
@@ -54,7 +55,7 @@ def test_loss_on_all_trains_every_next_token_and_nothing_on_padding():
     answers_only = ruler_mix.RulerMixture(144, 160).sample(4, torch.Generator().manual_seed(0))
     assert torch.equal(batch["tokens"], answers_only["tokens"])  # same data, another loss
     for b in range(4):
-        real = int((batch["tokens"][b] != mix.tok.pad_id).sum())
+        real = int((batch["tokens"][b] != mix.tokenizer.pad_id).sum())
         on = batch["targets"][b] != ruler_mix.IGNORE
         assert on[:real - 1].all() and not on[real - 1:].any()
         torch.testing.assert_close(batch["targets"][b, :real - 1], batch["tokens"][b, 1:real])
@@ -108,7 +109,7 @@ def test_finetune_goes_through_the_training_loop_with_a_scaling(base):
 
 def test_ruler_command_line_json(base, capsys):
     path, _ = base
-    assert probes.main(["ruler", "--checkpoint", str(path), "--method", "yarn", "--scale", "2",
+    assert cli.main(["ruler", "--checkpoint", str(path), "--method", "yarn", "--scale", "2",
                         "--lengths", "112,224", "--samples", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["lengths"] == [112, 224] and set(out["tasks"]) == {"niah_single_1", "fwe"}
@@ -116,12 +117,12 @@ def test_ruler_command_line_json(base, capsys):
     assert out["threshold"] == 0.85 and out["effective_length"] in (0, 112, 224)
     assert out["method"] == "yarn" and out["score"] == "teacher-forced string_match" and out["mode"] == "teacher_match"
     assert out["warning"] is None
-    assert probes.main(["ruler", "--checkpoint", str(path), "--lengths", "112", "--samples", "2", "--mode", "teacher_exact",
+    assert cli.main(["ruler", "--checkpoint", str(path), "--lengths", "112", "--samples", "2", "--mode", "teacher_exact",
                         "--json"]) == 0
     exact = json.loads(capsys.readouterr().out)
     assert exact["score"] == "exact" and "not RULER's string match" in exact["warning"]
     with pytest.raises(SystemExit):
-        probes.main(["ruler", "--checkpoint", str(path), "--mode", "teacher"])  # the old name is refused, not guessed
+        cli.main(["ruler", "--checkpoint", str(path), "--mode", "teacher"])  # the old name is refused, not guessed
     assert "invalid choice" in capsys.readouterr().err
 
 
@@ -131,16 +132,16 @@ def test_ruler_command_line_json(base, capsys):
 def test_ruler_command_line_bad_arguments_exit_2_with_one_line(base, capsys, argv, message):
     path, _ = base
     with pytest.raises(SystemExit) as e:
-        probes.main(["ruler", "--checkpoint", str(path), *argv])
+        cli.main(["ruler", "--checkpoint", str(path), *argv])
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_ruler_command_line_failures_exit_1_with_one_line(tmp_path, capsys):
-    assert probes.main(["ruler", "--checkpoint", str(tmp_path / "missing")]) == 1
+    assert cli.main(["ruler", "--checkpoint", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
     kv = "weights/lost_in_the_middle/skewed_seed0"  # a checkpoint of the wrong kind is named as such
-    assert probes.main(["ruler", "--checkpoint", kv]) == 1
+    assert cli.main(["ruler", "--checkpoint", kv]) == 1
     assert "not a RULER-lite checkpoint" in capsys.readouterr().err
 
 
@@ -187,6 +188,6 @@ def test_the_cli_refuses_default_lengths_from_an_absurd_training_length(base, ca
     config = json.loads((path / "config.json").read_text())
     config["task"]["max_len"] = 10**6  # L..8L would be read for hours, in one forward pass each
     (path / "config.json").write_text(json.dumps(config))
-    assert within(20, lambda: probes.main(["ruler", "--checkpoint", str(path), "--samples", "1"])) == 1
+    assert within(20, lambda: cli.main(["ruler", "--checkpoint", str(path), "--samples", "1"])) == 1
     err = capsys.readouterr().err
     assert "training length (max_len)" in err and "--lengths" in err and len(err.strip().splitlines()) == 1

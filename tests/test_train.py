@@ -1,4 +1,4 @@
-"""Tests for lclib.train: schedule, determinism, callbacks, save/load round trip."""
+"""Tests for lclib.train (schedule, determinism, callbacks) and lclib.checkpoint's save/load round trip."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import torch
 from lclib import rope
 from lclib.model import GPT, GPTConfig
 from lclib.scaling import RopeScaling
-from lclib.tasks import IGNORE, KVTask
-from lclib.train import TrainConfig, answer_loss, load, lr_at, main, read_metadata, save, train
+from lclib.checkpoint import load, read_metadata, save
+from lclib.cli import main
+from lclib.model import IGNORE
+from lclib.kv_task import KVTask
+from lclib.train import TrainConfig, answer_loss, lr_at, train
 
 TASK = KVTask(n_pairs=3, key_symbols=6, questions=2)
 
@@ -157,8 +160,8 @@ def test_load_missing_folder(tmp_path):
 
 
 def test_cli_trains_and_saves(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "2", "--pairs", "3",
-                 "--key-symbols", "6", "--d-model", "8", "--heads", "2", "--layers", "1"]) == 0
+    assert main(["train", "--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "2", "--pairs", "3",
+                 "--key-symbols", "6", "--d-model", "8", "--n-head", "2", "--n-layer", "1"]) == 0
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     assert meta["train"]["steps"] == 2 and meta["task"]["key_symbols"] == 6
     assert "saved" in capsys.readouterr().out

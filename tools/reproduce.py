@@ -55,28 +55,28 @@ def same_machine(meta: dict) -> bool:
 
 def dilated() -> tuple[bool, bool, str]:
     """dilated_L1 of notebook 03b: bits, or the accuracy by pair (mean within 0.1)."""
-    from lclib import probes, tasks, train
+    from lclib import checkpoint, kv_task, probes, train
 
     t = tool("train_dilated")
-    meta = train.read_metadata(WEIGHTS / "dilated" / "dilated_L1")
+    meta = checkpoint.read_metadata(WEIGHTS / "dilated" / "dilated_L1")
     model, _, _ = t.train_one("dilated_L1", train.TrainConfig(**meta["train"]))
-    identical = same_bits(model, train.load(WEIGHTS / "dilated" / "dilated_L1"))
+    identical = same_bits(model, checkpoint.load(WEIGHTS / "dilated" / "dilated_L1"))
     t.apply_attention(model, meta["attention"])
-    sweep = probes.position_sweep(model, tasks.KVTask(**meta["task"]), t.PAIRS, samples=128, seed=2000)["exact"]
+    sweep = probes.position_sweep(model, kv_task.KVTask(**meta["task"]), t.PAIRS, samples=128, seed=2000)["exact"]
     gap = abs(float(sweep.mean()) - float(np.mean(meta["sweep"]["exact"])))
     return identical, gap < 0.1, f"mean accuracy by pair within {gap:.3f} of the shipped sweep (allowed 0.1)"
 
 
 def lost_in_the_middle() -> tuple[bool, bool, str]:
     """skewed_seed0 and uniform_ft_seed0 of notebook 04: bits and history, or the history's ends and mean."""
-    from lclib import tasks, train
+    from lclib import checkpoint, kv_task, train
 
     t = tool("train_lost_in_the_middle")
 
     def redo(name: str, init_state=None):
-        meta = train.read_metadata(WEIGHTS / "lost_in_the_middle" / name)
+        meta = checkpoint.read_metadata(WEIGHTS / "lost_in_the_middle" / name)
         log: list[dict] = []  # the tool's probe history, recorded the way the tool records it
-        model, _ = train.train(train.load(WEIGHTS / "lost_in_the_middle" / name).config, tasks.KVTask(**meta["task"]),
+        model, _ = train.train(checkpoint.load(WEIGHTS / "lost_in_the_middle" / name).config, kv_task.KVTask(**meta["task"]),
                                train.TrainConfig(**meta["train"]), eval_fn=t.history_fn(meta["history"]["eval_samples"], log),
                                eval_every=100, init_state=init_state, progress=False)
         return model, np.array([p["exact"] for p in log]), np.array([p["exact"] for p in meta["history"]["points"]])
@@ -84,7 +84,7 @@ def lost_in_the_middle() -> tuple[bool, bool, str]:
     skewed, live0, stored0 = redo("skewed_seed0")
     final, live1, stored1 = redo("uniform_ft_seed0", init_state=skewed.state_dict())
     live, stored = np.concatenate([live0, live1]), np.concatenate([stored0, stored1])  # (checkpoints, 24)
-    identical = same_bits(final, train.load(WEIGHTS / "lost_in_the_middle" / "uniform_ft_seed0")) and np.array_equal(live, stored)
+    identical = same_bits(final, checkpoint.load(WEIGHTS / "lost_in_the_middle" / "uniform_ft_seed0")) and np.array_equal(live, stored)
     close = all(abs(a[:3].mean() - b[:3].mean()) <= 0.15 and abs(a.mean() - b.mean()) <= 0.1
                 for a, b in ((live[19], stored[19]), (live[-1], stored[-1])))  # steps 2,000 and 3,500
     return identical, close, f"largest history difference {np.abs(live - stored).max():.3f}"
@@ -92,16 +92,16 @@ def lost_in_the_middle() -> tuple[bool, bool, str]:
 
 def effective_context() -> tuple[bool, bool, str]:
     """pi_ft of notebooks 05 and 05b: bits, or RULER's score at L..8L within three standard errors."""
-    from lclib import train
-    from lclib.ruler import evaluate, metrics, mixture
+    from lclib import checkpoint
+    from lclib.ruler import adapters, evaluate, metrics, mixture
 
     t = tool("train_effective_context")
     model, _, _, _ = t.train_one("pi_ft", WEIGHTS / "effective_context", progress=False)
-    shipped = train.load(WEIGHTS / "effective_context" / "pi_ft")
+    shipped = checkpoint.load(WEIGHTS / "effective_context" / "pi_ft")
     identical = same_bits(model, shipped)
     L, samples = t.L, 32
     lengths = [L, 2 * L, 4 * L, 8 * L]
-    means = [metrics.task_average(evaluate.evaluate(evaluate.LabModel(m), mixture.LAB_TASKS, lengths, samples=samples,
+    means = [metrics.task_average(evaluate.evaluate(adapters.LabModel(m), mixture.LAB_TASKS, lengths, samples=samples,
                                                     seed=1, mode="teacher_match")["scores"]) for m in (model, shipped)]
     se = lambda p: np.sqrt(max(p * (1 - p), 0.5 / samples) / (4 * samples))  # noqa: E731
     worst = max(abs(means[0][n] - means[1][n]) / np.hypot(se(means[0][n]), se(means[1][n])) for n in lengths)
@@ -114,7 +114,7 @@ CHECKS = {"dilated": ("dilated", "dilated_L1", dilated),
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lclib import cli, repro, train
+    from lclib import checkpoint, cli, repro
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(CHECKS), default=list(CHECKS))
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         broken = 0
         for key in args.only:
             folder, name, check = CHECKS[key]
-            meta = train.read_metadata(WEIGHTS / folder / name)
+            meta = checkpoint.read_metadata(WEIGHTS / folder / name)
             start = time.perf_counter()
             identical, close, detail = check()
             machine = same_machine(meta)

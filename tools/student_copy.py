@@ -56,7 +56,7 @@ With conda instead: `conda env create -f environment.yml && conda activate lcm`,
 `jupyter lab notebooks`. On a shared JupyterHub your teacher has installed all this already:
 open the `notebooks` folder.
 
-Something not working? In this folder, `.venv/bin/python -m lclib.env` (or `python -m lclib.env` in your
+Something not working? In this folder, `.venv/bin/python -m lclib env` (or `python -m lclib env` in your
 conda environment) prints one line per requirement: OK, or what to do.
 
 The `[hf]` extra adds Hugging Face `transformers` (4.40 or later), which one cell of notebook 06 uses to

@@ -38,8 +38,9 @@ import torch
 
 from lclib import cli, dilated, probes, repro
 from lclib.model import GPT, GPTConfig
-from lclib.tasks import KVTask
-from lclib.train import TrainConfig, load, save, train
+from lclib.checkpoint import load, save
+from lclib.kv_task import KVTask
+from lclib.train import TrainConfig, train
 
 SCHEMA = 1  # version of the "attention" and "recipe" entries of config.json
 PAIRS = 24

@@ -46,11 +46,12 @@ from pathlib import Path
 import torch
 
 from lclib import cli, repro
+from lclib.checkpoint import load, save
 from lclib.model import GPTConfig
 from lclib.ruler.drill import RecallDrill
 from lclib.ruler.mixture import LAB_OTHER_TASKS, LAB_TASKS, RulerMixture
 from lclib.scaling import RopeScaling
-from lclib.train import TrainConfig, load, save, train
+from lclib.train import TrainConfig, train
 
 L = 256  # training context of base, in tokens of the RULER-lite tokenizer
 MIN_LEN = 144  # the shortest length at which four needles and the template fit

@@ -3,10 +3,11 @@
 The recipe is notebook 04's skewed one (2 layers, d_model 64, 4 query heads, RoPE, PyTorch's default
 initialisation; 24 pairs, keys i.i.d. from 32 symbols, smooth U-shaped demand, which bootstraps retrieval;
 AdamW, batch 32, lr 3e-3, 2,000 steps, seed 0); only the number of KV heads changes. A grouped model is
-built as GPT(config).group_kv_heads(n) with its qkv projection freshly initialised (a model trained with
-shared heads from the start, not a pooled multi-head one), and saved in the multi-head layout (each shared
-head repeated; `GPT.group_kv_heads(n_kv_head)` after `train.load` gives it back bit for bit), with
-`kv_heads` in config.json.
+built grouped, GPT(GPTConfig(..., n_kv_head=n)) (a model trained with shared heads from the start, not a
+pooled multi-head one), and saved grouped (config.json's "architecture" holds n_kv_head; `kv_heads` is kept
+for notebook 06). The shipped weights/kv_cache models predate this: they were built multi-head, regrouped,
+their qkv projection re-drawn, and saved in the multi-head layout (`GPT.group_kv_heads(kv_heads)` after
+loading gives them back bit for bit), so a rerun draws other initial weights than theirs.
 
     python tools/train_kv_cache.py --out weights/kv_cache --kv-heads 4 2 1
 
@@ -27,8 +28,9 @@ import torch
 
 from lclib import cli, probes, repro
 from lclib.model import GPT, GPTConfig
-from lclib.tasks import KVTask
-from lclib.train import TrainConfig, run_steps, save
+from lclib.checkpoint import save
+from lclib.kv_task import KVTask
+from lclib.train import TrainConfig, run_steps
 
 PAIRS, KEY_SYMBOLS = 24, 32
 TASK = KVTask(n_pairs=PAIRS, key_symbols=KEY_SYMBOLS, demand="smooth", demand_params={"tau": 3.0, "eps": 0.25})
@@ -36,8 +38,8 @@ PROBE = KVTask(n_pairs=PAIRS, key_symbols=KEY_SYMBOLS, distinct_keys=True, deman
 EVAL_SEED = 5
 
 
-def model_config() -> GPTConfig:
-    return GPTConfig(vocab_size=TASK.vocab_size, n_layer=2, n_head=4, d_model=64)
+def model_config(n_kv_head: int | None = None) -> GPTConfig:
+    return GPTConfig(vocab_size=TASK.vocab_size, n_layer=2, n_head=4, d_model=64, n_kv_head=n_kv_head)
 
 
 def train_config(steps: int, seed: int) -> TrainConfig:
@@ -47,12 +49,7 @@ def train_config(steps: int, seed: int) -> TrainConfig:
 def build(n_kv_head: int, seed: int) -> GPT:
     """A fresh model with n_kv_head KV heads, initialised as lclib.train.train initialises (seeded)."""
     repro.seed_everything(seed)
-    model = GPT(model_config())
-    if n_kv_head != model.config.n_head:
-        model.group_kv_heads(n_kv_head)
-        for block in model.blocks:
-            block.attn.qkv.reset_parameters()  # PyTorch's default init for the smaller projection
-    return model
+    return GPT(model_config(n_kv_head))
 
 
 def train_one(n_kv_head: int, tcfg: TrainConfig, eval_every: int, eval_samples: int, progress: bool) -> tuple[GPT, dict]:
@@ -101,7 +98,6 @@ def _command(args: argparse.Namespace) -> int:
         tcfg = train_config(args.steps, args.seed)
         model, hist = train_one(n, tcfg, args.eval_every, args.eval_samples, progress=not args.quiet)
         sweep = probes.position_sweep(model, PROBE, PAIRS, samples=args.samples, seed=1000 + args.seed)
-        model.group_kv_heads(model.config.n_head)  # the multi-head layout, which train.load reads
         save(model, f"{args.out}/kv{n}", kv_heads=n, task=TASK.to_dict(), probe_task=PROBE.to_dict(),
              train=asdict(tcfg), wall_s=hist["wall_s"], final_loss=hist["final_loss"],
              history={"eval_samples": args.eval_samples, "eval_seed": EVAL_SEED, "points": hist["points"]},

@@ -29,8 +29,9 @@ import torch
 
 from lclib import cli, probes, repro
 from lclib.model import GPTConfig
-from lclib.tasks import KVTask
-from lclib.train import TrainConfig, save, train
+from lclib.checkpoint import save
+from lclib.kv_task import KVTask
+from lclib.train import TrainConfig, train
 
 SMOOTH = {"tau": 3.0, "eps": 0.25}
 PAIRS, KEY_SYMBOLS = 24, 32

@@ -10,16 +10,18 @@ import torch
 from torch import Tensor
 
 from .. import dilated
-from .common import CheckFailed, as_int, as_tensor, call, checker, close
+from .answers import CheckFailed, as_int, as_tensor, close
+from .runner import call, checker
 
-# (n, pattern A, pattern B, causal, score scale): nested, not nested, causal, rows no pattern selects,
+# (seq_len, pattern A, pattern B, causal, score scale): nested, not nested, causal, rows no pattern selects,
 # and scores large enough that exp(lse) overflows float64 (lse > 709)
 UNION_CASES = [(32, (8, 1), (16, 2), False, 1.0), (36, (12, 3), (18, 2), False, 1.0), (32, (8, 1), (32, 4), True, 1.0),
                (32, (8, 2), (16, 4), False, 1.0), (48, (16, 1), (48, 4), False, 300.0)]
 
 
 def _part(scores: Tensor, mask: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """Softmax output (n, d) and log-sum-exp (n,) of scores (n, n) over the keys of mask; 0 and -inf on empty rows."""
+    """Softmax output (seq_len, d) and log-sum-exp (seq_len,) of scores (seq_len, seq_len) over the keys of mask;
+    0 and -inf on empty rows."""
     masked = scores.masked_fill(~mask, -math.inf)
     return torch.softmax(masked, dim=-1).nan_to_num(0.0) @ v, torch.logsumexp(masked, dim=-1)
 
@@ -54,15 +56,15 @@ def check_union_attention(fn: Callable[..., Tensor]) -> str:
     -inf there. The reference is the softmax over the union of `dilated.pattern_mask`, built from q, k, v.
     """
     gen = torch.Generator().manual_seed(3)
-    for n, (wa, ra), (wb, rb), causal, scale in UNION_CASES:
-        q, k, v = torch.randn(3, n, 8, generator=gen, dtype=torch.float64).unbind(0)
-        scores = scale * q @ k.T / math.sqrt(8)                                        # (n, n)
-        mask_a, mask_b = (dilated.pattern_mask(n, w, r, causal=causal)[0] for w, r in ((wa, ra), (wb, rb)))
+    for seq_len, (wa, ra), (wb, rb), causal, scale in UNION_CASES:
+        q, k, v = torch.randn(3, seq_len, 8, generator=gen, dtype=torch.float64).unbind(0)
+        scores = scale * q @ k.T / math.sqrt(8)                                        # (seq_len, seq_len)
+        mask_a, mask_b = (dilated.pattern_mask(seq_len, w, r, causal=causal)[0] for w, r in ((wa, ra), (wb, rb)))
         want, _ = _part(scores, mask_a | mask_b, v)
         a, b, ab = _part(scores, mask_a, v), _part(scores, mask_b, v), _part(scores, mask_a & mask_b, v)
-        where = f"n={n}, A=(w={wa}, r={ra}), B=(w={wb}, r={rb})" + (", causal" if causal else "")
+        where = f"seq_len={seq_len}, A=(w={wa}, r={ra}), B=(w={wb}, r={rb})" + (", causal" if causal else "")
         raw = call(fn, out_a=a[0], lse_a=a[1], out_b=b[0], lse_b=b[1], out_ab=ab[0], lse_ab=ab[1])
-        empty = ~(mask_a | mask_b).any(-1)                                             # (n,) rows no pattern selects
+        empty = ~(mask_a | mask_b).any(-1)                                             # (seq_len,) rows no pattern selects
         try:
             got = as_tensor(raw, want.shape, where, like="out_a")
         except CheckFailed:
@@ -93,10 +95,10 @@ def check_union_attention(fn: Callable[..., Tensor]) -> str:
     return "inclusion-exclusion on numerators and denominators turns blockwise parts into the union softmax."
 
 
-def _layers_for_full_reach(n: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], num_heads: int,
+def _layers_for_full_reach(seq_len: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int], n_head: int,
                            limit: int = 16) -> int | None:
     """The reference: fewest layers (up to limit) after which every token reaches every other, else None."""
-    mask = dilated.attention_mask(n, segment_lengths, dilation_rates, num_heads).any(0)
+    mask = dilated.attention_mask(seq_len, segment_lengths, dilation_rates, n_head).any(0)
     for layers in range(1, limit + 1):
         if bool(dilated.reach(mask, layers).all()):
             return layers
@@ -105,19 +107,19 @@ def _layers_for_full_reach(n: int, segment_lengths: Sequence[int], dilation_rate
 
 @checker
 def check_layers_for_full_reach(fn: Callable[..., int | None]) -> str:
-    """fn(n, segment_lengths, dilation_rates, num_heads) -> the fewest layers that connect every pair, or None."""
+    """fn(seq_len, segment_lengths, dilation_rates, n_head) -> the fewest layers that connect every pair, or None."""
     cases = [(64, [64], [1], 1), (64, [16, 64], [1, 4], 4), (48, [8, 48], [1, 8], 1), (64, [16, 32], [1, 2], 2),
              (64, [8, 16, 32, 64], [1, 2, 4, 8], 8), (40, [8, 40], [1, 5], 1)]
-    for n, ws, rs, heads in cases:
-        want = _layers_for_full_reach(n, ws, rs, heads)
-        where = f"n={n}, w={ws}, r={rs}, heads={heads}"
-        got = call(fn, n=n, segment_lengths=ws, dilation_rates=rs, num_heads=heads, hide=(dilated.reach,))
+    for seq_len, ws, rs, n_head in cases:
+        want = _layers_for_full_reach(seq_len, ws, rs, n_head)
+        where = f"seq_len={seq_len}, w={ws}, r={rs}, n_head={n_head}"
+        got = call(fn, seq_len=seq_len, segment_lengths=ws, dilation_rates=rs, n_head=n_head, hide=(dilated.reach,))
         if got is not None:
             got = as_int(got, where, "a number of layers (an int), or None")
         if got == want:
             continue
         if want is None:
-            raise CheckFailed(f"{where}: no depth connects every pair (the largest segment {max(ws)} < n keeps the "
+            raise CheckFailed(f"{where}: no depth connects every pair (the largest segment {max(ws)} < seq_len keeps the "
                               f"mask block diagonal), return None; got {got}.")
         if got is None:
             raise CheckFailed(f"{where}: every pair is connected after {want} layers, but you returned None: "

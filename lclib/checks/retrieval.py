@@ -13,9 +13,10 @@ import bm25s
 import bm25s.scoring
 import numpy as np
 
-from .. import retrieval
+from .. import retrieval, validate
 from ..ruler import tasks
-from .common import CheckFailed, as_int, as_number, as_strings, call, checker, describe, functions_of, kind, name_of
+from .answers import CheckFailed, as_int, as_number, as_strings, describe, kind, name_of
+from .runner import call, checker, functions_of
 
 # --- Exercise 1: one term's contribution to one chunk's BM25 score -----------------------------------------------
 
@@ -313,7 +314,7 @@ def check_follow_chain(fn: Callable[..., list[str]]) -> str:
                               "as given.")
         if isinstance(raw, (set, frozenset)):
             raise CheckFailed(f"{where}: a set has no order; return a list, in chain order.")
-        if isinstance(raw, (list, tuple)) and raw and all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+        if isinstance(raw, (list, tuple)) and raw and all(validate.is_int(x) for x in raw):
             raise CheckFailed(f"{where}: you return chunk indices {describe(list(raw))}; return the variable names "
                               "the chunks assign.")
         got = as_strings(raw, where, "a list of variable names (str)")

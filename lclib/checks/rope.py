@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 
 from .. import rope, spectrum
-from .common import CheckFailed, as_int, as_tensor, call, checker, close
+from .answers import CheckFailed, as_int, as_tensor, close
+from .runner import call, checker
 
 
 HIDE_ROPE = (rope.apply_rope, rope.apply_rope_cached, rope.apply_rope_complex)  # each is the answer

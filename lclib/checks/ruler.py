@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..ruler import metrics, tasks
-from .common import CheckFailed, as_int, as_number, as_strings, call, checker, describe
+from .answers import CheckFailed, as_int, as_number, as_strings, describe
+from .runner import call, checker
 
 HIDE_MATCH = (metrics.string_match_all, metrics.string_match_part, metrics.score)  # each would answer it
 

@@ -6,13 +6,13 @@ its text (the NTK exponent d/(d-2), the pairs YaRN leaves untouched); none of it
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
 from .. import rope, scaling
-from .common import CheckFailed, as_int, as_number, as_pair, as_tensor, call, checker, close
+from .answers import CheckFailed, as_int, as_number, as_pair, as_tensor, close
+from .runner import call, checker
 
 
 # --- exercise 1: the YaRN paper's ramp gamma(r) ---------------------------------------------------

@@ -6,7 +6,8 @@ import math
 from collections.abc import Callable
 
 from .. import rope, spectrum
-from .common import CheckFailed, as_int, call, checker
+from .answers import CheckFailed, as_int
+from .runner import call, checker
 
 HIDE = (spectrum.critical_dimension, spectrum.pair_table)  # each gives the answer (pair_table row by row)
 

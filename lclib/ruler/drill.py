@@ -24,9 +24,10 @@ import random
 
 import torch
 
+from .. import validate
 from . import words
-from .mixture import check_batch, pack_rows
-from .tasks import MAX_LENGTH
+from .haystack import MAX_LENGTH
+from .mixture import draw_seeds, pack_rows
 from .words import default_tokenizer
 
 STYLES = ("compact", "compact_noise", "ruler")
@@ -44,18 +45,17 @@ class RecallDrill:
     def __init__(self, min_len: int, max_len: int, style: str, num_keys: tuple[int, int] = (2, 6),
                  key_pool: int = 64, fillers: int = 16):
         for name, value in (("min_len", min_len), ("max_len", max_len), ("key_pool", key_pool), ("fillers", fillers)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            validate.integer(name, value)
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         lo, hi = num_keys if isinstance(num_keys, (tuple, list)) and len(num_keys) == 2 else (None, None)
-        if not all(isinstance(k, int) and not isinstance(k, bool) for k in (lo, hi)) or not 1 <= lo <= hi:
+        if not all(validate.is_int(k) for k in (lo, hi)) or not 1 <= lo <= hi:
             raise ValueError(f"num_keys must be (lo, hi) with 1 <= lo <= hi, got {num_keys!r}")
         if not 2 <= hi <= key_pool <= len(words.KEY_WORDS):
             raise ValueError(f"key_pool must be in [num_keys[1], {len(words.KEY_WORDS)}], got {key_pool}")
         if not 1 <= fillers <= len(words.VALUE_WORDS):
             raise ValueError(f"fillers must be in [1, {len(words.VALUE_WORDS)}], got {fillers}")
-        self.tok = default_tokenizer()
+        self.tokenizer = default_tokenizer()
         self.min_len, self.max_len, self.style = min_len, max_len, style
         self.num_keys, self.key_pool, self.fillers = (lo, hi), key_pool, fillers
         self.keys = words.KEY_WORDS[:key_pool]
@@ -65,10 +65,10 @@ class RecallDrill:
             raise ValueError(f"need 8 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
         if max_len > MAX_LENGTH:
             raise ValueError(f"max_len must be at most MAX_LENGTH = {MAX_LENGTH} (tokens), got {max_len}")
-        self.vocab_size = len(self.tok)
+        self.vocab_size = len(self.tokenizer)
 
     def _one(self, word: str) -> int:
-        ids = self.tok.encode(word)
+        ids = self.tokenizer.encode(word)
         if len(ids) != 1:
             raise ValueError(f"{word!r} is not one token of the RULER-lite tokenizer")
         return ids[0]
@@ -81,8 +81,8 @@ class RecallDrill:
         """The needle's tokens, and the question's tokens with its answer's (the value, then ".")."""
         dot = self._one(".")
         if self.style == "ruler":
-            needle = self.tok.encode(f" One of the special magic numbers for {key} is: ") + value + [dot]
-            return needle, (self.tok.encode(f" for {key} is:"), value + [dot])
+            needle = self.tokenizer.encode(f" One of the special magic numbers for {key} is: ") + value + [dot]
+            return needle, (self.tokenizer.encode(f" for {key} is:"), value + [dot])
         k = self._one(key)
         return [self._one("One"), k, self._one("is")] + value + [dot], ([self._one("What"), k, self._one("Answer")], value + [dot])
 
@@ -91,15 +91,13 @@ class RecallDrill:
             return [rng.choice(self._fill) for _ in range(n)]
         out: list[int] = []
         while len(out) < n:
-            out += self.tok.encode(" " + rng.choice(words.NOISE))
+            out += self.tokenizer.encode(" " + rng.choice(words.NOISE))
         return out[:n]  # cut mid-sentence at the end: a drill, not a text
 
-    def row(self, seed: int, length: int) -> tuple[list[int], list[bool]]:
+    def row(self, seed: int, seq_len: int) -> tuple[list[int], list[bool]]:
         """BOS haystack-with-needles questions-and-answers, and which tokens are answers (loss)."""
-        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
-            raise ValueError(f"length must be an int in [1, {MAX_LENGTH}] (tokens), got {length!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        validate.integer("seq_len", seq_len, low=1, high=MAX_LENGTH)
+        validate.integer("seed", seed)
         rng = random.Random(seed)
         m = rng.randint(*self.num_keys)
         keys = rng.sample(self.keys, m)
@@ -107,10 +105,10 @@ class RecallDrill:
         parts = {k: self._needle_and_question(k, values[k]) for k in keys}
         needles = [parts[k][0] for k in keys]
         asked = [parts[rng.choice(keys)][1] for _ in range(m)]  # with replacement: no answer by elimination
-        budget = max(0, length - sum(map(len, needles)) - sum(len(q) + len(a) for q, a in asked) - 1)
+        budget = max(0, seq_len - sum(map(len, needles)) - sum(len(q) + len(a) for q, a in asked) - 1)
         cuts = sorted(rng.randint(0, budget) for _ in keys)  # where each needle goes in the haystack
         hay = self._haystack(rng, budget)
-        seq, prev = [self.tok.bos_id], 0
+        seq, prev = [self.tokenizer.bos_id], 0
         for cut, needle in zip(cuts, needles):
             seq += hay[prev:cut] + needle
             prev = cut
@@ -122,10 +120,7 @@ class RecallDrill:
         return seq, answer
 
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """tokens (B, T) long, targets (B, T) long: the next token on answers, IGNORE elsewhere and on padding."""
-        check_batch(batch)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
-        length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
-        return pack_rows([self.row(seed, length) for seed in draw[1:]], self.tok.pad_id)
+        """tokens (B, seq_len) long, targets (B, seq_len) long: the next token on answers, IGNORE elsewhere and on
+        padding."""
+        seq_len, seeds = draw_seeds(batch, generator, self.min_len, self.max_len)
+        return pack_rows([self.row(seed, seq_len) for seed in seeds], self.tokenizer.pad_id)

@@ -16,8 +16,9 @@ recovers after falling below the threshold.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
+
+from .. import validate
 
 METRIC = {"qa": "part"}  # every other RULER task is scored with string_match_all
 
@@ -74,7 +75,8 @@ def task_average(table: Mapping[str, Mapping[int, float]]) -> dict[int, float]:
     lengths = {tuple(sorted(row)) for row in table.values()}
     if len(lengths) != 1:
         raise ValueError(f"table: every task must be scored at the same lengths, got {sorted(lengths)}")
-    return {n: sum(row[n] for row in table.values()) / len(table) for n in sorted(next(iter(table.values())))}
+    return {seq_len: sum(row[seq_len] for row in table.values()) / len(table)
+            for seq_len in sorted(next(iter(table.values())))}
 
 
 def effective_length(scores: Mapping[int, float], threshold: float, contiguous: bool = True) -> int:
@@ -87,14 +89,11 @@ def effective_length(scores: Mapping[int, float], threshold: float, contiguous: 
         raise TypeError(f"scores must be a dict {{length: score}}, got {type(scores).__name__}")
     if not scores:
         raise ValueError("scores is empty: expected {length: score}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number (a score every length is compared with), got {threshold}")
+    validate.number("threshold", threshold)  # a finite number every length's score is compared with
     best = 0
-    for n in sorted(scores):
-        if scores[n] >= threshold:
-            best = n
+    for seq_len in sorted(scores):
+        if scores[seq_len] >= threshold:
+            best = seq_len
         elif contiguous:
             break
     return best

@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import random
 
 import torch
 
-from . import tasks as ruler
+from .. import validate
+from ..model import IGNORE
+from .haystack import check_length
+from .needles import niah_question
+from .tasks import TASKS, make_sample
 from .words import default_tokenizer
-
-IGNORE = -100  # the target value F.cross_entropy skips (as lclib.tasks.IGNORE)
 
 # The lab's configuration of RULER's needle tasks (every parameter named, so that changing a generator
 # default never changes what the shipped models were trained and measured on). singular=None keeps RULER's
@@ -72,37 +73,31 @@ class RulerMixture:
     def __init__(self, min_len: int, max_len: int, tasks: dict[str, dict] | None = None,
                  weights: dict[str, int] | None = None, follow_ups: int = 0, loss_on: str = "answers",
                  answer_weight: float = 1.0):
-        for name, value in (("min_len", min_len), ("max_len", max_len)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int (tokens), got {type(value).__name__}")
+        validate.integer("min_len", min_len)
+        validate.integer("max_len", max_len)
         if not 32 <= min_len <= max_len:
             raise ValueError(f"need 32 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
-        ruler.check_length("max_len", max_len)  # before any sample is drawn at it
+        check_length("max_len", max_len)  # before any sample is drawn at it
         if tasks is not None and not isinstance(tasks, dict):
             raise TypeError(f"tasks must be a dict of task name -> parameters, got {type(tasks).__name__}")
         self.min_len, self.max_len = min_len, max_len
         self.tasks = dict(LAB_TASKS if tasks is None else tasks)
-        unknown = sorted(set(self.tasks) - set(ruler.TASKS))
+        unknown = sorted(set(self.tasks) - set(TASKS))
         if unknown or not self.tasks:
-            raise ValueError(f"tasks must be a non-empty dict of names from {sorted(ruler.TASKS)}, got {unknown or 'none'}")
+            raise ValueError(f"tasks must be a non-empty dict of names from {sorted(TASKS)}, got {unknown or 'none'}")
         weights = {name: 1 for name in self.tasks} if weights is None else dict(weights)
-        if set(weights) != set(self.tasks) or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
-                                                 for w in weights.values()):
+        if set(weights) != set(self.tasks) or any(not validate.is_int(w) or w < 1 for w in weights.values()):
             raise ValueError(f"weights must give a positive int for each task of {sorted(self.tasks)}, got {weights}")
-        if isinstance(follow_ups, bool) or not isinstance(follow_ups, int) or follow_ups < 0:
-            raise ValueError(f"follow_ups must be an int >= 0, got {follow_ups!r}")
-        if loss_on not in ("answers", "all"):
-            raise ValueError(f"loss_on must be 'answers' or 'all', got {loss_on!r}")
-        if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not 0 < answer_weight < math.inf:
-            raise ValueError(f"answer_weight must be a finite positive number, got {answer_weight!r}")
-        self.weights, self.follow_ups, self.loss_on, self.answer_weight = weights, follow_ups, loss_on, float(answer_weight)
+        validate.integer("follow_ups", follow_ups, low=0)
+        answer_weight = _check_loss(loss_on, answer_weight)
+        self.weights, self.follow_ups, self.loss_on, self.answer_weight = weights, follow_ups, loss_on, answer_weight
         # a task per seed: the (seed % total)-th entry of each task name repeated by its weight, found by its bounds
         self._bounds = list(itertools.accumulate(weights[name] for name in self.tasks))
-        self.tok = default_tokenizer()
-        self.vocab_size = len(self.tok)
+        self.tokenizer = default_tokenizer()
+        self.vocab_size = len(self.tokenizer)
         for name, params in self.tasks.items():  # one sample each: a bad parameter fails here, not mid-training
             try:
-                ruler.make_sample(name, max_len, 0, tokenizer=self.tok, **params)
+                make_sample(name, max_len, 0, tokenizer=self.tokenizer, **params)
             except (TypeError, ValueError) as e:
                 raise (TypeError if isinstance(e, TypeError) else ValueError)(f"tasks[{name!r}]: {e}") from None
 
@@ -118,46 +113,57 @@ class RulerMixture:
         """The task a seed draws: tasks weighted by weights, seed % (sum of weights) picks one."""
         return list(self.tasks)[bisect.bisect_right(self._bounds, seed % self._bounds[-1])]
 
-    def _row(self, task: str, length: int, seed: int) -> tuple[list[int], list[bool]]:
+    def _row(self, task: str, seq_len: int, seed: int) -> tuple[list[int], list[bool]]:
         """BOS prompt completion [follow-up questions and answers] EOS, and which tokens are answers."""
-        params = self.tasks[task]
+        params, tokenizer = self.tasks[task], self.tokenizer
         one_asked = task.startswith("niah") and params.get("num_queries", 1) == 1 and params.get("num_values", 1) == 1
         count = self.follow_ups if one_asked and params.get("num_keys", 1) > 1 else 0
         if count:  # make room: the follow-ups come out of the length, never past it
             # the longer (singular) wording, then " ", the value's digits and "."
-            per = self.tok.count(ruler.niah_question("x", params.get("value_kind", "numbers"), singular=True))
+            per = tokenizer.count(niah_question("x", params.get("value_kind", "numbers"), singular=True))
             per += params.get("value_len", 7) + 2
-            count = min(count, max(0, (length - self.min_len) // per))
-            length -= count * per
-        s = ruler.make_sample(task, length, seed, tokenizer=self.tok, **params)
-        prompt = [self.tok.bos_id] + self.tok.encode(s.prompt)
-        completion = self.tok.encode(s.completion)
+            count = min(count, max(0, (seq_len - self.min_len) // per))
+            seq_len -= count * per
+        s = make_sample(task, seq_len, seed, tokenizer=tokenizer, **params)
+        prompt = [tokenizer.bos_id] + tokenizer.encode(s.prompt)
+        completion = tokenizer.encode(s.completion)
         row, answer = prompt + completion, [False] * len(prompt) + [True] * len(completion)
         keys, rng = s.metadata.get("keys", []), random.Random(seed)
         for key in [rng.choice(keys) for _ in range(count)]:  # with replacement: no answer by elimination
-            question = self.tok.encode(ruler.niah_question(key, s.metadata["value_kind"], s.metadata["singular"]))
-            values = self.tok.encode(" " + ", ".join(s.metadata["values"][key]) + ".")
+            question = tokenizer.encode(niah_question(key, s.metadata["value_kind"], s.metadata["singular"]))
+            values = tokenizer.encode(" " + ", ".join(s.metadata["values"][key]) + ".")
             row += question + values
             answer += [False] * len(question) + [True] * len(values)
-        return row + [self.tok.eos_id], answer + [True]
+        return row + [tokenizer.eos_id], answer + [True]
 
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """tokens (B, T) long, targets (B, T) long: the next token where the loss is taken (the completion, any
-        follow-up answers and EOS; every token with loss_on="all"), IGNORE elsewhere and on padding."""
-        check_batch(batch)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
-        length = self.min_len + draw[0] % (self.max_len - self.min_len + 1)
-        rows = [self._row(self._task(seed), length, seed) for seed in draw[1:]]
-        return pack_rows(rows, self.tok.pad_id, self.loss_on, self.answer_weight)
+        """tokens (B, seq_len) long, targets (B, seq_len) long: the next token where the loss is taken (the
+        completion, any follow-up answers and EOS; every token with loss_on="all"), IGNORE elsewhere and on padding."""
+        seq_len, seeds = draw_seeds(batch, generator, self.min_len, self.max_len)
+        rows = [self._row(self._task(seed), seq_len, seed) for seed in seeds]
+        return pack_rows(rows, self.tokenizer.pad_id, self.loss_on, self.answer_weight)
 
 
 def check_batch(batch: int) -> int:
-    """batch if it is an int in [1, MAX_BATCH], else a ValueError naming it."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-        raise ValueError(f"batch must be an int in [1, {MAX_BATCH}], got {batch!r}")
-    return batch
+    """batch if it is an int in [1, MAX_BATCH], else a TypeError or ValueError naming it."""
+    return validate.integer("batch", batch, low=1, high=MAX_BATCH)
+
+
+def draw_seeds(batch: int, generator: torch.Generator, min_len: int, max_len: int) -> tuple[int, list[int]]:
+    """One seq_len in [min_len, max_len] for the batch and one seed per row, all drawn from generator.
+
+    The mixture and the drill draw their batches this way: batch + 1 ints below 2^31 - 1, the first for the length."""
+    check_batch(batch)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    draw = torch.randint(0, 2**31 - 1, (batch + 1,), generator=generator).tolist()
+    return min_len + draw[0] % (max_len - min_len + 1), draw[1:]
+
+
+def _check_loss(loss_on: str, answer_weight: float) -> float:
+    """The loss options of a batch: loss_on "answers" or "all", a finite answer_weight > 0 (as a float)."""
+    validate.one_of("loss_on", loss_on, ("answers", "all"))
+    return validate.number("answer_weight", answer_weight, low=0.0, low_open=True)
 
 
 def _flags(b: int, answer: object, n: int) -> torch.Tensor:
@@ -180,8 +186,8 @@ def pack_rows(rows: list[tuple[list[int], list[bool]]], pad_id: int, loss_on: st
     """Rows of (token ids, which tokens are answers), padded into a batch for `lclib.train.train`.
 
     Answer flags are bools; the ints 0 and 1 are read as False and True. At most MAX_BATCH rows.
-    tokens (B, T) long; targets (B, T) long: the next token where the loss is taken (answers, or every token
-    with loss_on="all"), IGNORE elsewhere and on padding; with loss_on="all", weights (B, T): answer_weight
+    tokens (B, seq_len) long; targets (B, seq_len) long: the next token where the loss is taken (answers, or every token
+    with loss_on="all"), IGNORE elsewhere and on padding; with loss_on="all", weights (B, seq_len): answer_weight
     on the answers, 1 elsewhere.
     """
     if isinstance(rows, (str, bytes)) or not isinstance(rows, (list, tuple)) or not rows or \
@@ -190,12 +196,8 @@ def pack_rows(rows: list[tuple[list[int], list[bool]]], pad_id: int, loss_on: st
                          f"got {type(rows).__name__} {str(rows)[:60]}")
     if len(rows) > MAX_BATCH:
         raise ValueError(f"rows must hold at most MAX_BATCH = {MAX_BATCH} rows, got {len(rows)}")
-    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
-        raise ValueError(f"pad_id must be a token id (an int >= 0), got {pad_id!r}")
-    if loss_on not in ("answers", "all"):
-        raise ValueError(f"loss_on must be 'answers' or 'all', got {loss_on!r}")
-    if isinstance(answer_weight, bool) or not isinstance(answer_weight, (int, float)) or not 0 < answer_weight < math.inf:
-        raise ValueError(f"answer_weight must be a finite positive number, got {answer_weight!r}")
+    validate.integer("pad_id", pad_id, low=0)
+    _check_loss(loss_on, answer_weight)
     ids = []
     for b, (row, answer) in enumerate(rows):
         if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple, torch.Tensor)) or len(row) < 2:
@@ -205,10 +207,10 @@ def pack_rows(rows: list[tuple[list[int], list[bool]]], pad_id: int, loss_on: st
                 or bool((row_t < 0).any()):
             raise ValueError(f"rows[{b}] token ids must be ints >= 0, got {list(row)[:8]!r}")
         ids.append((row_t.long(), _flags(b, answer, len(row_t))))
-    T = max(len(r) for r, _ in ids)
-    tokens = torch.full((len(rows), T), pad_id, dtype=torch.long)
-    targets = torch.full((len(rows), T), IGNORE, dtype=torch.long)
-    weights = torch.ones(len(rows), T)
+    seq_len = max(len(r) for r, _ in ids)
+    tokens = torch.full((len(rows), seq_len), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), seq_len), IGNORE, dtype=torch.long)
+    weights = torch.ones(len(rows), seq_len)
     for b, (row_t, flags) in enumerate(ids):
         answer_t = flags[1:]  # answer[t + 1]: token t + 1 is an answer
         tokens[b, :len(row_t)] = row_t

@@ -1,4 +1,6 @@
-"""Checkers for notebook 04, lost in the middle: the Bayes (MAP) policy's curve and the Wilson interval."""
+"""Checkers for notebook 04, lost in the middle: the Bayes (MAP) policy's curve (lclib.kv_task.bayes_accuracy, the
+key-value task's best possible curve, which the position sweeps of lclib.probes are read against) and the Wilson
+interval (lclib.probes.wilson_interval)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from collections.abc import Callable
 
 import torch
 
-from .. import tasks
-from .common import CheckFailed, as_pair, as_tensor, call, checker
+from .. import kv_task, probes
+from .answers import CheckFailed, as_pair, as_tensor
+from .runner import call, checker
 
 
 def _map_curve_variants(p: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
@@ -38,17 +41,17 @@ def _map_curve_variants(p: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
 
 @checker
 def check_bayes_curve(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> str:
-    """fn(p, key_symbols) must return the Bayes (MAP) policy's exact match per position (lclib.tasks.bayes_accuracy).
+    """fn(p, key_symbols) must return the Bayes (MAP) policy's exact match per position (lclib.kv_task.bayes_accuracy).
 
     Shapes: p (n,) float64; the answer (n,), a tensor, an array or a list.
     """
-    cases = [(tasks.demand("uniform", 6), 4), (torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64), 2),
-             (tasks.demand("smooth", 24), 32), (tasks.demand("recency", 10, tau=2.0), 8),
-             (tasks.demand("ends", 12, ends=2), 16), (torch.tensor([0.3, 0.2, 0.2, 0.2, 0.1], dtype=torch.float64), 3)]
+    cases = [(kv_task.demand("uniform", 6), 4), (torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64), 2),
+             (kv_task.demand("smooth", 24), 32), (kv_task.demand("recency", 10, tau=2.0), 8),
+             (kv_task.demand("ends", 12, ends=2), 16), (torch.tensor([0.3, 0.2, 0.2, 0.2, 0.1], dtype=torch.float64), 3)]
     for p, k in cases:
-        want = tasks.bayes_accuracy(p, k)
+        want = kv_task.bayes_accuracy(p, k)
         where = f"{len(p)} positions, key_symbols={k}"
-        got = as_tensor(call(fn, p=p, key_symbols=k, hide=(tasks.bayes_accuracy,)), want.shape, where, like="p",
+        got = as_tensor(call(fn, p=p, key_symbols=k, hide=(kv_task.bayes_accuracy,)), want.shape, where, like="p",
                         sequences=True)
         if torch.allclose(got, want, atol=1e-6):
             continue
@@ -58,15 +61,13 @@ def check_bayes_curve(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> str:
         raise CheckFailed(f"for p = {[round(float(x), 3) for x in p[:6]]}..., K = {k}: expected "
                           f"{[round(float(x), 3) for x in want[:6]]}..., got {[round(float(x), 3) for x in got[:6]]}...; "
                           "position i wins when no higher-demand position holds the same key: (1 - 1/K)^(number higher).")
-    return ("your curve matches lclib.tasks.bayes_accuracy for uniform, U-shaped, step and one-sided demands, "
+    return ("your curve matches lclib.kv_task.bayes_accuracy for uniform, U-shaped, step and one-sided demands, "
             "ties included.")
 
 
 @checker
 def check_wilson(fn: Callable[[int, int], tuple[float, float]]) -> str:
     """fn(successes, trials) must return the 95% Wilson score interval (lo, hi) of a proportion."""
-    from .. import probes  # here, not at the top: probes loads the model and training code, which no other checker needs
-
     for hits, n in [(50, 100), (0, 256), (256, 256), (200, 256), (3, 10)]:
         lo_w, hi_w = (float(x) for x in probes.wilson_interval(torch.tensor(hits), n))
         lo, hi = as_pair(call(fn, successes=hits, trials=n, hide=(probes.wilson_interval,)), f"at {hits}/{n}")

@@ -29,7 +29,7 @@ NAME: str = "reduced (FAST)" if FAST else "full"
 
 
 def pick(full: T, fast: T) -> T:
-    """The full-profile value, or the reduced one when FAST is on: ``steps = profile.pick(3000, 200)``."""
+    """The full-profile value, or the reduced one when FAST is on: ``steps = run_profile.pick(3000, 200)``."""
     return fast if FAST else full
 
 

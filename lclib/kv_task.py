@@ -1,4 +1,4 @@
-"""Synthetic key-value retrieval: the lab's task for position effects (lost in the middle).
+"""Key-value recall, the lab's synthetic task for position effects (lost in the middle).
 
 A sequence is ``BOS``, then ``n`` pairs ``key v1 v2``, then questions ``Q key v1 v2`` (printed
 with an arrow, ``Q key -> v1 v2``, for reading; the arrow is not a token):
@@ -23,23 +23,16 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
+from .model import IGNORE
+from .validate import finite_vector, integer, is_int, number
+
 PAD, BOS, Q, ARROW = 0, 1, 2, 3  # ARROW is reserved; questions read "Q key v1 v2"
 N_SPECIAL = 4
 MAX_KEYS = 64  # key tokens reserved in the vocabulary (a task uses the first key_symbols of them)
 VALUE_SYMBOLS = 16  # symbols per value token, printed as hex digits
 VALUE_LEN = 2  # tokens per value: 16 ** 2 = 256 values
-IGNORE = -100  # target index ignored by F.cross_entropy
 DEMANDS = ("uniform", "ends", "smooth", "recency", "primacy")
 DEMAND_PARAMS = ("tau", "eps", "ends")  # the keyword arguments of demand() a task may set
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def demand(kind: str, n_pairs: int, *, tau: float = 3.0, eps: float = 0.25, ends: int = 4) -> Tensor:
@@ -53,12 +46,10 @@ def demand(kind: str, n_pairs: int, *, tau: float = 3.0, eps: float = 0.25, ends
     """
     if kind not in DEMANDS:
         raise ValueError(f"kind must be one of {DEMANDS}, got {kind!r}")
-    _check_positive_int("n_pairs", n_pairs)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
-        raise ValueError(f"eps must be a number in [0, 1], got {eps!r}")
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau < math.inf:
-        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
-    _check_positive_int("ends", ends)
+    integer("n_pairs", n_pairs, low=1)
+    number("eps", eps, low=0.0, high=1.0)
+    number("tau", tau, low=0.0, low_open=True)
+    integer("ends", ends, low=1)
     i = torch.arange(n_pairs, dtype=torch.float64)
     if kind == "uniform":
         return torch.full((n_pairs,), 1.0 / n_pairs, dtype=torch.float64)
@@ -81,26 +72,24 @@ class KVTask:
     key_symbols: int = 32  # keys drawn from this many symbols (<= 64)
     distinct_keys: bool = False  # True: keys distinct within a sequence, every question unambiguous
     questions: int = 8  # questions per sequence (several: one per sequence trains far slower)
-    demand: str = "smooth"  # which pairs are asked about, see lclib.tasks.demand
+    demand: str = "smooth"  # which pairs are asked about, see lclib.kv_task.demand
     demand_params: dict = field(default_factory=dict)  # tau, eps, ends for demand()
 
     def __post_init__(self) -> None:
         n = self.n_pairs
-        if not (_is_int(n) or isinstance(n, (tuple, list)) and len(n) == 2 and all(_is_int(x) for x in n)):
+        if not (is_int(n) or isinstance(n, (tuple, list)) and len(n) == 2 and all(is_int(x) for x in n)):
             raise ValueError(f"n_pairs must be a positive int or (min, max) with min <= max, got {n!r}")
         lo, hi = self.length_range
         if lo < 1 or hi < lo:
             raise ValueError(f"n_pairs must be a positive int or (min, max) with min <= max, got {self.n_pairs!r}")
-        if not _is_int(self.key_symbols) or not 1 <= self.key_symbols <= MAX_KEYS:
-            raise ValueError(f"key_symbols must be an int in 1..{MAX_KEYS}, got {self.key_symbols!r}")
+        integer("key_symbols", self.key_symbols, low=1, high=MAX_KEYS)
         if not isinstance(self.distinct_keys, bool):
             raise TypeError(f"distinct_keys must be a bool, got {type(self.distinct_keys).__name__}")
         if self.distinct_keys and hi > self.key_symbols:
             raise ValueError(f"distinct_keys needs key_symbols >= n_pairs, got {self.key_symbols} < {hi}")
-        if not _is_int(self.questions) or self.questions < 1:
-            raise ValueError(f"questions must be an int >= 1, got {self.questions!r}")
+        integer("questions", self.questions, low=1)
         if self.demand not in DEMANDS:
-            raise ValueError(f"demand must be one of {DEMANDS} (the kind of lclib.tasks.demand), got {self.demand!r}")
+            raise ValueError(f"demand must be one of {DEMANDS} (the kind of lclib.kv_task.demand), got {self.demand!r}")
         if not isinstance(self.demand_params, dict):
             raise TypeError(f"demand_params must be a dict, got {type(self.demand_params).__name__}")
         unknown = sorted(set(self.demand_params) - set(DEMAND_PARAMS))
@@ -136,11 +125,11 @@ class KVTask:
         values (B, n, 2), query (B, q) pair indices, answer_at (B, q) index of the question's key
         token (logits there predict v1, one later v2), counted (B, q) bool (False for a repeat).
         """
-        _check_positive_int("batch", batch)
+        integer("batch", batch, low=1)
         lo, hi = self.length_range
         if n_pairs is None:
             n_pairs = int(torch.randint(lo, hi + 1, (1,), generator=generator))
-        _check_positive_int("n_pairs", n_pairs)
+        integer("n_pairs", n_pairs, low=1)
         n, B = n_pairs, batch
         if n > self.key_symbols and self.distinct_keys:  # argsort below cannot give more distinct keys than symbols
             raise ValueError(f"n_pairs must be <= key_symbols = {self.key_symbols} with distinct keys, got {n}")
@@ -176,10 +165,10 @@ class KVTask:
         q_tokens = torch.cat([torch.full((B, nq, 1), Q), N_SPECIAL + q_keys[..., None],
                               N_SPECIAL + MAX_KEYS + q_values], dim=2)  # (B, q, 4)
         tokens = torch.cat([torch.full((B, 1), BOS), pair_tokens.reshape(B, 3 * n), q_tokens.reshape(B, 4 * nq)], dim=1)
-        T = tokens.shape[1]
+        seq_len = tokens.shape[1]
         answer_at = 1 + 3 * n + 4 * torch.arange(nq) + 1  # (q,) index of the question's key
         answer_at = answer_at.expand(B, nq).clone()
-        targets = torch.full((B, T), IGNORE, dtype=torch.long)
+        targets = torch.full((B, seq_len), IGNORE, dtype=torch.long)
         for step in range(VALUE_LEN):  # logits at the key predict v1, at v1 predict v2
             target_tokens = torch.where(counted, tokens.gather(1, answer_at + 1 + step), IGNORE)
             targets.scatter_(1, answer_at + step, target_tokens)
@@ -189,8 +178,7 @@ class KVTask:
 
 def token_text(token: int) -> str:
     """One token as text: special words, keys K00..K63, value symbols as hex digits."""
-    if not _is_int(token):
-        raise TypeError(f"token must be an int, got {type(token).__name__}")
+    integer("token", token)
     if token == PAD:
         return "PAD"
     if token == BOS:
@@ -239,15 +227,8 @@ def bayes_accuracy(p: Tensor, key_symbols: int) -> Tensor:
     right when no higher-demand position matches, and with chance 1/(1+c) when c equal-demand ones
     do. Depends only on the ranking of p. Shape: p (n,) -> (n,) float64.
     """
-    try:
-        p = torch.as_tensor(p, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"p must be a 1-D tensor of probabilities, got {type(p).__name__}") from None
-    if p.dim() != 1:
-        raise ValueError(f"p must be 1-D (n_pairs,), got shape {tuple(p.shape)}")
-    if not bool(torch.isfinite(p).all()):
-        raise ValueError(f"p must be finite (a demand distribution), got {p.tolist()}")
-    _check_positive_int("key_symbols", key_symbols)
+    p = finite_vector("p", p)  # (n_pairs,) a demand distribution
+    integer("key_symbols", key_symbols, low=1)
     q = 1.0 / key_symbols
     out = torch.empty_like(p)
     for i in range(len(p)):

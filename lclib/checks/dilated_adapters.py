@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from .. import dilated, kernels
-from .common import CheckFailed, as_int, as_tensor, call, checker, describe
+from .answers import CheckFailed, as_int, as_tensor, describe
+from .runner import call, checker
 
 # (n_pairs, pattern, layers): the notebook's schedule at 1-3 layers, a schedule whose long pattern skips most
 # positions, sliding windows (one pattern, r = 1), and a window of the previous 8 tokens without the token
@@ -21,18 +22,19 @@ ANSWERABLE_CASES = [(24, ([16, 32, 64, 128], [1, 2, 4, 8], 4), 1), (24, ([16, 32
 
 
 def case_mask(n_pairs: int, pattern: tuple) -> tuple[Tensor, str]:
-    """The one-layer graph (n, n) of a case, n = 3 n_pairs + 5 (BOS, the pairs, one question), and its name."""
-    n = 3 * n_pairs + 5
+    """The one-layer graph (seq_len, seq_len) of a case, seq_len = 3 n_pairs + 5 (BOS, the pairs, one question),
+    and its name."""
+    seq_len = 3 * n_pairs + 5
     if pattern[0] == "strict":
-        d = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # (n, n) query - key
+        d = torch.arange(seq_len)[:, None] - torch.arange(seq_len)[None, :]  # (seq_len, seq_len) query - key
         return (d >= 1) & (d <= pattern[1]), f"each token reads the {pattern[1]} before it (not itself)"
-    ws, rs, heads = pattern
-    return dilated.attention_mask(n, ws, rs, num_heads=heads, causal=True).any(0), f"w={ws}, r={rs}, {heads} heads"
+    ws, rs, n_head = pattern
+    return dilated.attention_mask(seq_len, ws, rs, n_head, causal=True).any(0), f"w={ws}, r={rs}, {n_head} heads"
 
 
 def _answer_slots(n_pairs: int) -> tuple[Tensor, Tensor, int]:
     """Pair i's value tokens (v1 at 2 + 3i, v2 at 3 + 3i) and the question's key position a = 3n + 2
-    (its logits predict v1; those at a + 1 predict v2), in lclib.tasks.KVTask's layout with one question."""
+    (its logits predict v1; those at a + 1 predict v2), in lclib.kv_task.KVTask's layout with one question."""
     i = torch.arange(n_pairs)
     return 2 + 3 * i, 3 + 3 * i, 3 * n_pairs + 2
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lclib import checks, dilated
-from lclib.checks.common import NOT_CHECKED
+from lclib.checks.runner import NOT_CHECKED
 
 
 def union_right(out_a, lse_a, out_b, lse_b, out_ab, lse_ab):

@@ -1,12 +1,13 @@
-"""Tests for lclib.tasks: sequence layout, targets, demand distributions, text, Bayes curve."""
+"""Tests for lclib.kv_task (the key-value recall task): sequence layout, targets, demand distributions, text, Bayes curve."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lclib import tasks
-from lclib.tasks import ARROW, BOS, IGNORE, Q, KVTask, bayes_accuracy, demand
+from lclib import kv_task
+from lclib.model import IGNORE
+from lclib.kv_task import ARROW, BOS, KVTask, Q, bayes_accuracy, demand
 
 
 def test_layout_targets_and_answers():
@@ -55,7 +56,7 @@ def test_same_generator_seed_same_batch():
     torch.testing.assert_close(a["tokens"], b["tokens"])
 
 
-@pytest.mark.parametrize("kind", tasks.DEMANDS)
+@pytest.mark.parametrize("kind", kv_task.DEMANDS)
 def test_demand_is_a_distribution(kind):
     p = demand(kind, 24)
     assert p.shape == (24,) and p.dtype == torch.float64
@@ -82,7 +83,7 @@ def test_demand_draws_follow_p():
 def test_text_round_trip_is_readable():
     task = KVTask(n_pairs=3, key_symbols=8, questions=1)
     b = task.sample(1, torch.Generator().manual_seed(0), query_positions=torch.tensor([[1]]))
-    text = tasks.to_text(b["tokens"][0])
+    text = kv_task.to_text(b["tokens"][0])
     words = text.split()
     assert words[0] == "BOS" and len([w for w in words if w.startswith("K") and ":" in w]) == 3
     pair = words[2]  # pair 1, e.g. "K03:a7"

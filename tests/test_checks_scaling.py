@@ -16,7 +16,8 @@ import torch
 
 from lclib import rope, scaling
 from lclib.checks import scaling as checks
-from lclib.checks.common import NOT_CHECKED, CheckFailed
+from lclib.checks.answers import CheckFailed
+from lclib.checks.runner import NOT_CHECKED
 
 
 # --- the worked solutions (notebooks/solutions/02_rope_scaling_solutions.ipynb) ---------------------

@@ -15,7 +15,7 @@ Two ways to spend less memory per token of context:
   within scale / 2 of x, exactly; reading it back in that dtype adds at most half a unit in the last
   place. Inf and NaN have no int8 code and are refused.
 
-Both come in two forms that compute the same thing: a policy a `lclib.kv_cache.KVCache` applies while
+Both come in two forms that compute the same thing: a policy a `lclib.kv.KVCache` applies while
 decoding, and an attention function (`window_attention`, `int8_attention`) for ``GPT.set_attention``
 that applies it to a whole sequence at once, which is how the notebook measures accuracy fast.
 """
@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import validate
+
 INT8_MAX = 127
 
 
@@ -40,10 +42,8 @@ class Window:
     sinks: int = 0  # tokens at the very start kept for good (StreamingLLM's attention sinks; 0: sliding window)
 
     def __post_init__(self) -> None:
-        for name, low in (("recent", 1), ("sinks", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        validate.integer("recent", self.recent, low=1)
+        validate.integer("sinks", self.sinks, low=0)
 
     @property
     def budget(self) -> int:
@@ -148,7 +148,7 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> None:
 def window_attention(policy: Window) -> Callable[[Tensor, Tensor, Tensor, bool], Tensor]:
     """An attention function (q, k, v, causal) -> out for GPT.set_attention that reads only what `policy` keeps.
 
-    Shapes (B, nh, T, hs), q, k and v of one length T. Positions are 0..T-1, the sequence read from its
+    Shapes (B, nh, seq_len, hs), q, k and v of one length. Positions are 0..seq_len-1, the sequence read from its
     start. The window is causal by construction: causal must be True.
     """
     if not isinstance(policy, Window):

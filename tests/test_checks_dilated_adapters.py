@@ -69,7 +69,7 @@ def test_answerable_pairs_mistakes_get_their_hint(fn, hint):
 
 def test_the_answerable_cases_separate_the_mistakes():
     """Each mistake differs from the reference on at least one case, else its hint could never be shown."""
-    from lclib.checks.dilated_model import ANSWERABLE_CASES, _answerable, case_mask
+    from lclib.checks.dilated_adapters import ANSWERABLE_CASES, _answerable, case_mask
     for kwargs in (dict(self_loops=False), dict(flip=True), dict(only_v1=True), dict(steps=2)):
         assert any(not torch.equal(_answerable(m, L, n), _answerable(m, L, n, **kwargs))
                    for n, pattern, L in ANSWERABLE_CASES for m in [case_mask(n, pattern)[0]]), kwargs

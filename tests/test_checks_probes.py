@@ -1,5 +1,6 @@
-"""Notebook 04's checkers against the answers a student might write: each slip gets its own hint,
-a right answer passes however it is written, and calling the library's own answer is refused."""
+"""The checkers of lclib.checks.probes (notebook 04: the Bayes policy's curve, the Wilson interval) against the
+answers a student might write: each slip gets its own hint, a right answer passes however it is written, a stub
+is "not done", and calling the library's own answer is refused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lclib import checks, probes, tasks
+from lclib import checks, kv_task, probes
 
 
 def _counts(p, i):
@@ -88,7 +89,7 @@ def test_right_bayes_curves_pass(fn, capsys):
     (lambda p, k: torch.ones(len(p), dtype=torch.float64), "ties"),  # uniform demand first: all ones ignores ties
     (lambda p, k: p.clone(), "demand p itself"),
     (strict_rank_off_by_one, "expected"),
-    (lambda p, k: tasks.bayes_accuracy(p, k), "write it yourself"),
+    (lambda p, k: kv_task.bayes_accuracy(p, k), "write it yourself"),
     (lambda p, k: torch.ones(len(p) + 1), "shape"),
 ], ids=["ties-as-wins", "ties-as-losses", "jensen", "all-ones", "returns-p", "off-by-one", "calls-library", "shape"])
 def test_wrong_bayes_curves_get_their_hint(fn, word):
@@ -99,10 +100,10 @@ def test_wrong_bayes_curves_get_their_hint(fn, word):
 
 def test_the_library_answer_works_again_after_the_check():
     with pytest.raises(checks.CheckFailed):
-        checks.check_bayes_curve(lambda p, k: tasks.bayes_accuracy(p, k))
+        checks.check_bayes_curve(lambda p, k: kv_task.bayes_accuracy(p, k))
     with pytest.raises(checks.CheckFailed):
         checks.check_wilson(lambda s, n: tuple(float(x) for x in probes.wilson_interval(torch.tensor(s), n)))
-    assert tasks.bayes_accuracy(tasks.demand("uniform", 3), 2).shape == (3,)
+    assert kv_task.bayes_accuracy(kv_task.demand("uniform", 3), 2).shape == (3,)
     assert float(probes.wilson_interval(torch.tensor(5), 10)[0]) > 0
 
 
@@ -122,3 +123,34 @@ def test_stubs_are_not_done(capsys):
 
     assert checks.check_bayes_curve(stub) is False and checks.check_wilson(stub) is False
     assert capsys.readouterr().out.count("Not done yet") == 2
+
+
+# --- a second set of answers, written as the worked solution and a no-ties slip ---------------------------------
+
+def bayes_right(p, key_symbols):
+    q = 1.0 / key_symbols
+    out = []
+    for i in range(len(p)):
+        others = torch.cat([p[:i], p[i + 1:]])
+        close = torch.isclose(others, p[i], rtol=1e-9, atol=1e-15)
+        higher, ties = int(((others > p[i]) & ~close).sum()), int(close.sum())
+        out.append((1 - q) ** higher * sum(math.comb(ties, c) * q ** c * (1 - q) ** (ties - c) / (1 + c)
+                                           for c in range(ties + 1)))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def bayes_no_ties(p, key_symbols):
+    return torch.tensor([(1 - 1 / key_symbols) ** float((p > p[i]).sum()) for i in range(len(p))])
+
+
+def test_right_answers_pass(capsys):
+    assert checks.check_bayes_curve(bayes_right) is True
+    assert checks.check_wilson(wilson_right) is True
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+def test_wrong_answers_get_specific_hints():
+    with pytest.raises(checks.CheckFailed, match="ties"):
+        checks.check_bayes_curve(bayes_no_ties)
+    with pytest.raises(checks.CheckFailed, match="expected"):
+        checks.check_bayes_curve(lambda p, k: torch.full((len(p),), 0.5, dtype=torch.float64))

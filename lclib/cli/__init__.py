@@ -1,4 +1,11 @@
-"""What every command line of the collection does with bad input: one line, never a traceback.
+"""The collection's command lines: ``python -m lclib <command> ...``, one file per command in this package.
+
+Commands: ``train`` (lclib/cli/train.py), ``stamp`` (stamp.py), ``position-sweep`` (position_sweep.py),
+``ruler`` (ruler.py) and ``env`` (env.py). Each file defines ``register(commands)``, which adds its
+subparser and sets ``func=run``, and ``run(args) -> int``; :func:`main` dispatches to it. A command file
+imports the library only inside ``run``, so that ``python -m lclib env`` works where torch does not.
+
+What every command line of the collection does with bad input: one line, never a traceback.
 
 A bad argument is argparse's own ``error: ...`` line and exit status 2 (the argument types below turn a
 malformed number into such a line); a failure while running (a missing folder, a checkpoint of the
@@ -55,3 +62,15 @@ def run(body: Callable[[], int], debug: bool) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lclib <command> [options]``: parse argv (default sys.argv[1:]) and run the command."""
+    from . import env, position_sweep, ruler, stamp, train
+
+    parser = argparse.ArgumentParser(prog="python -m lclib", description="The command lines of lclib.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for command in (train, stamp, position_sweep, ruler, env):
+        command.register(commands)
+    args = parser.parse_args(argv)
+    return run(lambda: args.func(args), args.debug)

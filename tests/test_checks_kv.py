@@ -56,7 +56,7 @@ def test_wrong_answers_fail_with_a_hint(check, wrong, hint):
 
 
 def test_calling_the_library_answer_is_refused():
-    from lclib.kv_compression import Window
+    from lclib.kv import Window
 
     def lazy(seq_len, recent, sinks):
         pos = torch.arange(seq_len)

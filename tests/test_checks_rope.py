@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lclib import checks, rope
-from lclib.checks.common import NOT_CHECKED
+from lclib.checks.runner import NOT_CHECKED
 
 
 def score_bound(q, k, distances, inv_freq):
