@@ -4,8 +4,12 @@
   RoPE scaling that may change them (any object with ``frequencies(head_dim, base, seq_len) -> (inv_freq,
   attention_factor)``, such as ``lclib.scaling.RopeScaling``; dynamic NTK's depend on the length read), the
   kernel that rotates q and k ("eager": ``lclib.rope.apply_rope_cached``; "compiled": ``lclib.kernels``),
-  and a cache of cos/sin tables for positions 0..seq_len-1.
-- ``ALiBi`` (Press et al. 2022) owns its slope per head and a cache of its additive bias.
+  and its cos/sin tables for positions 0..seq_len-1.
+- ``ALiBi`` (Press et al. 2022) owns its slope per head and its additive bias tables.
+
+Each keeps its last ``TABLES_KEPT`` tables: a decoding loop that re-reads the sequence asks for a new length
+at every step, and an ALiBi bias of 1024 tokens alone is 16 MiB, so keeping every length would grow without
+bound; recomputing a dropped one gives the same numbers.
 
 The frequencies and slopes are non-persistent buffers: they follow ``model.to(device)`` and never enter a
 state_dict, so checkpoints hold the trained weights only. ``GPT`` owns one of them (none for "none").
@@ -13,7 +17,9 @@ state_dict, so checkpoints hold the trained weights only. ``GPT`` owns one of th
 
 from __future__ import annotations
 
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +27,8 @@ from torch import Tensor, nn
 from . import kernels, rope, validate
 
 KERNELS = ("eager", "compiled")
+TABLES_KEPT = 4  # cos/sin or bias tables each module keeps, the least recently used dropped first (cheap to remake)
+T_ = TypeVar("T_")
 
 # how keys were rotated, which a KV cache remembers: (scaling, inv_freq float64 (head_dim // 2,), attention_factor)
 Rotation = tuple[Any, Tensor, float]
@@ -38,6 +46,17 @@ def check_scaling(scaling: Any, name: str = "scaling") -> Any:
     return None if getattr(scaling, "method", None) == "none" else scaling
 
 
+def _kept(tables: OrderedDict[tuple, T_], key: tuple, make: Callable[[], T_]) -> T_:
+    """tables[key], made by make() if missing; the TABLES_KEPT most recently used are kept."""
+    if key in tables:
+        tables.move_to_end(key)
+    else:
+        tables[key] = make()
+        if len(tables) > TABLES_KEPT:
+            tables.popitem(last=False)
+    return tables[key]
+
+
 class RotaryEmbedding(nn.Module):
     """RoPE for one model: cos/sin of position * theta_i (RoFormer, Eq. 15), and the rotation of q and k (Eq. 34).
 
@@ -51,12 +70,12 @@ class RotaryEmbedding(nn.Module):
         self.layout = validate.one_of("layout", layout, rope.LAYOUTS)
         self.scaling = check_scaling(scaling)
         self.kernel, self.rotate_fn = "eager", rope.apply_rope_cached
-        self._tables: dict[tuple, tuple[Tensor, Tensor]] = {}  # (seq_len, rope_len, device, dtype) -> (cos, sin)
+        self._tables: OrderedDict[tuple, tuple[Tensor, Tensor]] = OrderedDict()  # (seq_len, rope_len, device, dtype) -> (cos, sin)
 
     def set_scaling(self, scaling: Any) -> RotaryEmbedding:
         """Read positions under another scaling from now on (None: plain RoPE); drops the cached tables; returns self."""
         self.scaling = check_scaling(scaling)
-        self._tables = {}
+        self._tables.clear()
         return self
 
     def set_kernel(self, kernel: str) -> RotaryEmbedding:
@@ -91,11 +110,9 @@ class RotaryEmbedding(nn.Module):
 
     def table(self, seq_len: int, device: torch.device, dtype: torch.dtype,
               rope_len: int | None = None) -> tuple[Tensor, Tensor]:
-        """cos_sin of positions 0..seq_len-1, cached per (seq_len, rope_len, device, dtype): the usual forward."""
-        key = (seq_len, rope_len, device, dtype)
-        if key not in self._tables:
-            self._tables[key] = self.cos_sin(torch.arange(seq_len, device=device), dtype, rope_len)
-        return self._tables[key]
+        """cos_sin of positions 0..seq_len-1, kept per (seq_len, rope_len, device, dtype): the usual forward."""
+        return _kept(self._tables, (seq_len, rope_len, device, dtype),
+                     lambda: self.cos_sin(torch.arange(seq_len, device=device), dtype, rope_len))
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         """x (B, nh, seq_len, head_dim) rotated pair by pair; cos, sin (seq_len, head_dim // 2) of the angles."""
@@ -113,21 +130,21 @@ class ALiBi(nn.Module):
         self.n_head = validate.integer("n_head", n_head, low=1)
         slopes = torch.tensor([2.0 ** (-8.0 * h / n_head) for h in range(1, n_head + 1)])
         self.register_buffer("slopes", slopes, persistent=False)  # (n_head,): 2^(-8h/n_head), h = 1..n_head
-        self._biases: dict[tuple, Tensor] = {}  # (seq_len, device, dtype) -> (n_head, seq_len, seq_len)
+        self._biases: OrderedDict[tuple, Tensor] = OrderedDict()  # (seq_len, device, dtype) -> (n_head, seq_len, seq_len)
 
     def bias(self, seq_len: int, dtype: torch.dtype = torch.float32,
              device: torch.device | str | None = None) -> Tensor:
         """Additive attention bias (n_head, seq_len, seq_len): -slope * (i - j) for keys j <= i, -inf above the diagonal.
 
-        Cached per (seq_len, device, dtype).
+        Kept per (seq_len, device, dtype), the last TABLES_KEPT of them.
         """
         validate.integer("seq_len", seq_len, low=1)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype (the bias holds -inf), got {dtype}")
-        key = (seq_len, device, dtype)
-        if key not in self._biases:
+        def make() -> Tensor:
             pos = torch.arange(seq_len, device=device)
             distance = (pos[:, None] - pos[None, :]).to(torch.float32)  # (seq_len, seq_len), i - j
             bias = -self.slopes.to(device)[:, None, None] * distance  # (nh, seq_len, seq_len)
-            self._biases[key] = bias.masked_fill(distance < 0, float("-inf")).to(dtype)
-        return self._biases[key]
+            return bias.masked_fill(distance < 0, float("-inf")).to(dtype)
+
+        return _kept(self._biases, (seq_len, device, dtype), make)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from lclib import rope
+from lclib import positions, rope
 from lclib.model import Attention, GPT, GPTConfig, Step, sdpa_attention
 from lclib.positions import ALiBi, RotaryEmbedding
 
@@ -293,3 +293,21 @@ def test_rope_layout_is_used_and_a_permutation_converts_between_layouts():
         w[:C] = half.blocks[0].attn.qkv.weight[:C][rows]
         w[C:2 * C] = half.blocks[0].attn.qkv.weight[C:2 * C][rows]
         torch.testing.assert_close(half(tokens), inter(tokens), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "alibi"])
+def test_position_tables_stay_bounded_and_are_remade_the_same(pos_encoding):
+    """A decoding loop asks for a new length each step: the position module keeps only its last few tables,
+    and a dropped table, made again, gives the same logits bit for bit."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, n_layer=1, n_head=2, d_model=16, pos_encoding=pos_encoding)).eval()
+    x = torch.randint(0, 20, (1, 40))
+    with torch.no_grad():
+        first = model(x[:, :8])
+        for n in range(9, 41):
+            model(x[:, :n])
+        again = model(x[:, :8])
+    tables = model.rotary._tables if pos_encoding == "rope" else model.alibi._biases
+    assert len(tables) == positions.TABLES_KEPT
+    assert (8, None, x.device, torch.float32) in tables or (8, x.device, torch.float32) in tables
+    assert torch.equal(first, again)
