@@ -372,13 +372,7 @@ class GPT(GenerationMixin, nn.Module):
         n_kv_head = n_head again repeats each shared head, an exact way to store a grouped model as a
         multi-head one (the shipped weights/kv_cache models), which group_kv_heads turns back bit for bit.
         """
-        n_head = self.config.n_head
-        if not validate.is_int(n_kv_head) or n_kv_head < 1 or n_head % n_kv_head:
-            raise ValueError(f"n_kv_head must be a positive int dividing n_head = {n_head}, got {n_kv_head!r}")
-        if n_kv_head > self.n_kv_head and n_kv_head % self.n_kv_head:
-            raise ValueError(f"n_kv_head must be a multiple of the current {self.n_kv_head} KV heads to grow, "
-                             f"got {n_kv_head}")
-        for block in self.blocks:
+        for block in self.blocks:  # every block holds the same heads: the first refuses a bad n_kv_head untouched
             block.attn.regroup_kv_heads(n_kv_head)
         self.config = dataclasses.replace(self.config, n_kv_head=n_kv_head)
         return self

@@ -33,6 +33,11 @@ from lclib.checks import scaling as checks_02
 from lclib.checks.runner import NOT_CHECKED
 from lclib.kv import Window
 from lclib.ruler import metrics
+# the right answers each checker's own tests hold (tests/ is on sys.path: one copy of each)
+from test_checks_dilated import layers_right as layers_for_full_reach
+from test_checks_kv import cache_bytes, decode_bound, window_mask
+from test_checks_probes import bayes_right as bayes_curve
+from test_checks_retrieval import bm25_term_score, choose_k, follow_chain, reads
 
 NAN, INF = float("nan"), float("inf")
 
@@ -72,19 +77,6 @@ def llama3_band_edges(inv_freq, original_max_len, low_freq_factor=1.0, high_freq
             len(inv_freq) - int((wavelength > original_max_len / low_freq_factor).sum()))
 
 
-def cache_bytes(n_layer, n_kv_head, head_dim, tokens, bytes_per_value):
-    return 2 * n_layer * n_kv_head * head_dim * bytes_per_value * tokens
-
-
-def decode_bound(weight_bytes, cache_bytes_per_token, context, bandwidth):
-    return bandwidth / (weight_bytes + cache_bytes_per_token * context)
-
-
-def window_mask(seq_len, recent, sinks):
-    i, j = torch.arange(seq_len)[:, None], torch.arange(seq_len)[None, :]
-    return (j <= i) & ((j < sinks) | (j > i - recent))
-
-
 def ntk_exponent(head_dim):
     return head_dim / (head_dim - 2)
 
@@ -105,17 +97,6 @@ def union_attention(out_a, lse_a, out_b, lse_b, out_ab, lse_ab):
     z_a, z_b, z_ab = (torch.exp(lse - shift)[:, None] for lse in (lse_a, lse_b, lse_ab))
     den = z_a + z_b - z_ab
     return (z_a * out_a + z_b * out_b - z_ab * out_ab) / torch.where(den > 0, den, torch.ones_like(den))
-
-
-def layers_for_full_reach(n, segment_lengths, dilation_rates, num_heads):
-    mask = dilated.attention_mask(n, segment_lengths, dilation_rates, num_heads).any(0)
-    step = (mask | torch.eye(n, dtype=torch.bool)).float()
-    connected = step.clone()
-    for depth in range(1, 17):
-        if bool((connected > 0).all()):
-            return depth
-        connected = (step @ connected).clamp(max=1.0)
-    return None
 
 
 def one_pattern_attention(q, k, v, segment_len, dilation):
@@ -146,18 +127,6 @@ def crossover_length(lengths, dense_s, dilated_s):
         if all(cheaper[i:]):
             return n
     return None
-
-
-def bayes_curve(p, key_symbols):
-    q = 1.0 / key_symbols
-    acc = []
-    for i in range(len(p)):
-        others = torch.cat([p[:i], p[i + 1:]])
-        same = torch.isclose(others, p[i], rtol=1e-9, atol=1e-15)
-        higher, ties = int(((others > p[i]) & ~same).sum()), int(same.sum())
-        split = sum(math.comb(ties, c) * q**c * (1 - q) ** (ties - c) / (1 + c) for c in range(ties + 1))
-        acc.append((1 - q) ** higher * split)
-    return torch.tensor(acc, dtype=torch.float64)
 
 
 def wilson(successes, trials):
@@ -195,46 +164,6 @@ def vt_reader(prompt):
 def critical_dimension(head_dim, base, context):
     x = head_dim / 2 * math.log(context / (2 * math.pi)) / math.log(base)
     return 2 * min(max(math.ceil(x), 0), head_dim // 2)
-
-
-def bm25_term_score(tf, df, n_chunks, chunk_len, avg_len, k1=1.5, b=0.75):
-    idf = math.log(1 + (n_chunks - df + 0.5) / (df + 0.5))
-    return idf * tf / (tf + k1 * (1 - b + b * chunk_len / avg_len))
-
-
-def choose_k(chunk_tokens, fixed_tokens, budget):
-    k, used = 0, fixed_tokens
-    for n in chunk_tokens:
-        if used + n > budget:
-            break
-        k, used = k + 1, used + n
-    return k
-
-
-def vt_assigns(chunk):
-    m = re.match(r"\s*VAR (\w+) =", chunk)
-    return m.group(1) if m else None
-
-
-def follow_chain(retriever, chunks, value, max_hops):
-    retriever.index(chunks)
-    names, taken, query = [], set(), value
-    while len(names) < max_hops and len(taken) < len(chunks):
-        hit = next(i for i, _ in retriever.search(query, len(taken) + 1) if i not in taken)
-        taken.add(hit)
-        name = vt_assigns(chunks[hit])
-        if name is None or name in names:
-            break
-        names.append(name)
-        query = name
-    return names
-
-
-# --- in-place wreckers: change the inputs, after which the solution gives a wrong answer -----------
-
-def _zero(*tensors: torch.Tensor) -> None:
-    for t in tensors:
-        t.zero_()
 
 
 def wreck_lists(n, segment_lengths, dilation_rates, num_heads):
@@ -475,8 +404,8 @@ LIBRARY_ANSWERS = {
     "check_cache_bytes": lambda *config: kv.cache_bytes(*config),
     "check_decode_bound": lambda *args: kv.decode_tokens_per_s_bound(*args),
     "check_window_mask": lambda n, recent, sinks: Window(recent, sinks).visible(torch.arange(n), torch.arange(n)),
-    "check_follow_chain": lambda r, chunks, value, hops: [vt_assigns(chunks[i]) for i in
-                                                          retrieval.iterative_retrieve(r, chunks, value, vt_assigns, hops)],
+    "check_follow_chain": lambda r, chunks, value, hops: [reads(chunks[i]) for i in
+                                                          retrieval.iterative_retrieve(r, chunks, value, reads, hops)],
 }
 
 
